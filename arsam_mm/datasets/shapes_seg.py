@@ -1,0 +1,121 @@
+"""A segmentation data set the package generates: coloured shapes on
+textured backgrounds with per-pixel labels.
+
+Used by the demo, the tests and smoke runs of every segmentation config, so
+nothing has to be downloaded. Generation is deterministic (one seed), takes
+a few seconds, and happens on first use; the files are then read by mmseg's
+own ``BaseSegDataset`` machinery (pipelines, ``IoUMetric``) unchanged.
+
+Layout (mmseg's usual one)::
+
+    data_root/img_dir/{train,val}/00000.png
+    data_root/ann_dir/{train,val}/00000.png   # uint8 class index per pixel
+"""
+import json
+import os
+import os.path as osp
+import shutil
+import tempfile
+
+import cv2
+import numpy as np
+
+__all__ = ['SHAPE_CLASSES', 'SHAPE_PALETTE', 'generate_shapes_dataset']
+
+SHAPE_CLASSES = ('background', 'disc', 'box', 'triangle')
+SHAPE_PALETTE = [[0, 0, 0], [220, 20, 60], [0, 128, 255], [255, 200, 0]]
+_MARKER = 'arsam_shapes.json'
+
+
+def _background(rng: np.random.RandomState, size: int) -> np.ndarray:
+    """Low-frequency colour noise plus random stripes."""
+    coarse = rng.randint(40, 216, size=(4, 4, 3)).astype(np.float32)
+    img = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    angle = rng.uniform(0, np.pi)
+    freq = rng.uniform(0.2, 0.6)
+    stripes = np.sin(freq * (xx * np.cos(angle) + yy * np.sin(angle)))
+    img += 25.0 * stripes[..., None] * rng.uniform(-1, 1, size=3)
+    img += rng.normal(0, 8, size=img.shape)
+    return img
+
+
+def _draw_shape(rng, img, label, cls: int, size: int) -> None:
+    radius = int(rng.uniform(0.10, 0.22) * size)
+    cx, cy = rng.randint(radius, size - radius, size=2)
+    colour = tuple(float(c) for c in rng.randint(0, 256, size=3))
+    mask = np.zeros((size, size), np.uint8)
+    if cls == 1:
+        cv2.circle(mask, (int(cx), int(cy)), radius, 1, -1)
+    elif cls == 2:
+        angle = rng.uniform(0, 90)
+        box = cv2.boxPoints(((float(cx), float(cy)),
+                             (1.6 * radius, 1.6 * radius), angle))
+        cv2.fillPoly(mask, [box.astype(np.int32)], 1)
+    else:
+        start = rng.uniform(0, 2 * np.pi)
+        corners = [(cx + radius * np.cos(start + k * 2 * np.pi / 3),
+                    cy + radius * np.sin(start + k * 2 * np.pi / 3))
+                   for k in range(3)]
+        cv2.fillPoly(mask, [np.array(corners, np.int32)], 1)
+    img[mask == 1] = colour
+    label[mask == 1] = cls
+
+
+def _write_split(root: str, split: str, num: int, size: int,
+                 rng: np.random.RandomState) -> None:
+    img_dir = osp.join(root, 'img_dir', split)
+    ann_dir = osp.join(root, 'ann_dir', split)
+    os.makedirs(img_dir)
+    os.makedirs(ann_dir)
+    for idx in range(num):
+        img = _background(rng, size)
+        label = np.zeros((size, size), np.uint8)
+        for _ in range(rng.randint(1, 4)):
+            _draw_shape(rng, img, label, rng.randint(1, 4), size)
+        img = np.clip(img, 0, 255).astype(np.uint8)
+        cv2.imwrite(osp.join(img_dir, f'{idx:05d}.png'), img)
+        cv2.imwrite(osp.join(ann_dir, f'{idx:05d}.png'), label)
+
+
+def generate_shapes_dataset(data_root: str,
+                            num_train: int = 400,
+                            num_val: int = 100,
+                            img_size: int = 64,
+                            seed: int = 0) -> str:
+    """Create the data set under ``data_root`` unless it already exists.
+
+    Safe with several processes (DDP ranks) starting at once: each writes a
+    private copy and the first atomic rename wins.
+
+    Returns:
+        str: ``data_root``.
+    """
+    spec = dict(num_train=num_train, num_val=num_val, img_size=img_size,
+                seed=seed, version=1)
+    marker = osp.join(data_root, _MARKER)
+    if osp.isfile(marker):
+        with open(marker) as f:
+            found = json.load(f)
+        if found != spec:
+            raise ValueError(
+                f'{data_root} holds a generated shapes set made with {found}, '
+                f'not {spec}: pass another data_root or delete the folder.')
+        return data_root
+    parent = osp.dirname(osp.abspath(data_root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.shapes-', dir=parent)
+    try:
+        rng = np.random.RandomState(seed)
+        _write_split(tmp, 'train', num_train, img_size, rng)
+        _write_split(tmp, 'val', num_val, img_size, rng)
+        with open(osp.join(tmp, _MARKER), 'w') as f:
+            json.dump(spec, f)
+        try:
+            os.rename(tmp, data_root)
+        except OSError:
+            if not osp.isfile(marker):  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return data_root

@@ -1,0 +1,33 @@
+"""The two collectives the SAM glue needs, as no-ops when not distributed."""
+from typing import List
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+
+def world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+@torch.no_grad()
+def all_reduce_mean_(tensors: List[Tensor]) -> None:
+    """Average ``tensors`` over ranks in place, in one flat all-reduce."""
+    size = world_size()
+    if size == 1 or not tensors:
+        return
+    flat = _flatten_dense_tensors(tensors)
+    dist.all_reduce(flat)
+    flat.div_(size)
+    torch._foreach_copy_(tensors, _unflatten_dense_tensors(flat, tensors))
+
+
+def all_ranks_true(flag: Tensor) -> bool:
+    """True only if ``flag`` (a bool tensor) is true on every rank."""
+    if world_size() > 1:
+        flag = flag.to(torch.float32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag)

@@ -1,0 +1,4 @@
+from .arsam import ARSAMPolicy
+from .base import AlwaysSAMPolicy, TwoPassPolicy
+
+__all__ = ['TwoPassPolicy', 'AlwaysSAMPolicy', 'ARSAMPolicy']

@@ -1,0 +1,263 @@
+"""ARSAM's adaptive sampling, reuse and mixing of the PSF.
+
+Deng & Pang, "Adaptively Sampling-Reusing-Mixing Decomposed Gradients to
+Speed Up Sharpness Aware Minimization", arXiv 2510.03763 (section 3 of
+``ALGORITHM.md``); the schedule follows the authors' predecessor vSAM
+(arXiv 2403.08821). Two edge cases the reference leaves open are defined
+here:
+
+* Histories fill during the warm-up. A relative change needs two records,
+  so while a history holds fewer than two it contributes 0; a ``v`` record
+  needs at least two values per block, so it starts once ``2 * blocks``
+  ``s`` values exist. Nothing divides by zero (denominators are clamped).
+* The first window after the warm-up already takes ``floor(rate)`` SAM
+  iterations (the initial rate, 1); the rate is first updated at the start
+  of the second window, and at every window start after that.
+
+Default warm-up when neither ``warmup_iters`` nor ``warmup_epochs`` is set:
+one window (``window`` iterations), so the ``r`` history is full when the
+adaptive schedule starts.
+"""
+import math
+from typing import Dict, List, Optional
+
+import torch
+from torch import Tensor
+
+from ..sam_math import global_norm, mix_psf_, psf_from_grads
+from .base import TwoPassPolicy
+
+__all__ = ['ARSAMPolicy']
+
+_TINY = 1e-12
+
+
+def _select(items: List, index: Optional[List[int]]) -> List:
+    return items if index is None else [items[i] for i in index]
+
+
+def _chronological(buf: Tensor, count: int) -> Tensor:
+    """The records of a ring buffer of capacity ``len(buf)``, oldest first."""
+    capacity = buf.numel()
+    if count <= capacity:
+        return buf[:count]
+    return torch.roll(buf, -(count % capacity))
+
+
+def _mean_relative_change(seq: Tensor) -> Tensor:
+    """Mean of ``(x[i+1] - x[i]) / x[i]``, clipped to [-1, 1]."""
+    if seq.numel() < 2:
+        return seq.new_zeros(())
+    prev = seq[:-1]
+    change = (seq[1:] - prev) / prev.abs().clamp_min(_TINY)
+    return change.mean().clamp(-1.0, 1.0)
+
+
+class ARSAMPolicy(TwoPassPolicy):
+    """Adaptive SAM-iteration sampling with PSF reuse (ARSAM).
+
+    Args:
+        window (int): K, iterations per window and history length.
+        warmup_iters (int, optional): iterations that are all SAM.
+        warmup_epochs (int, optional): epochs that are all SAM (needs an
+            epoch-based loop). At most one of the two may be set.
+        beta (float): PSF mixing decay; reuse weights beta, beta^2, ...
+        max_reuse (int): one-pass iterations that mix the stored PSF.
+        a1 (float): gain on the relative change of ``||psf||/||g||``.
+        a2 (float): gain on the relative change of the block variance of
+            ``||psf||``.
+        max_p (float): the rate is clipped to ``[1, window * max_p]``.
+        blocks (int): chunks of the sorted ``||psf||`` history.
+        stat_layers (int): statistics use the last this-many tensors.
+        seed (int): seed of the policy's own generator (same on all ranks).
+    """
+
+    needs_first_grads = True
+
+    def __init__(self,
+                 window: int = 50,
+                 warmup_iters: Optional[int] = None,
+                 warmup_epochs: Optional[int] = None,
+                 beta: float = 0.7,
+                 max_reuse: int = 6,
+                 a1: float = 0.13,
+                 a2: float = 0.13,
+                 max_p: float = 0.8,
+                 blocks: int = 5,
+                 stat_layers: int = 10,
+                 seed: int = 0):
+        if warmup_iters is not None and warmup_epochs is not None:
+            raise ValueError(
+                'ARSAM: set only one of `warmup_iters` and `warmup_epochs` '
+                'in optim_wrapper, not both.')
+        checks = [('window', window >= 1), ('max_reuse', max_reuse >= 0),
+                  ('beta', 0.0 < beta < 1.0), ('blocks', blocks >= 1),
+                  ('stat_layers', stat_layers >= 1),
+                  ('max_p', 0.0 < max_p <= 1.0 and window * max_p >= 1),
+                  ('warmup_iters', (warmup_iters or 0) >= 0),
+                  ('warmup_epochs', (warmup_epochs or 0) >= 0)]
+        for key, ok in checks:
+            if not ok:
+                raise ValueError(
+                    f'ARSAM: optim_wrapper.{key}={locals()[key]!r} is out of '
+                    'range; see the ARSAMOptimWrapper docstring.')
+        self.window = window
+        if warmup_iters is None and warmup_epochs is None:
+            warmup_iters = window
+        self.warmup_iters = warmup_iters
+        self.warmup_epochs = warmup_epochs
+        self.beta = beta
+        self.max_reuse = max_reuse
+        self.a1, self.a2 = a1, a2
+        self.max_rate = window * max_p
+        self.blocks = blocks
+        self.stat_layers = stat_layers
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+        self.iteration = 0
+        self.rate = 1.0
+        self.window_pos = 0
+        self.windows_started = 0
+        self.quota_left = 0
+        self.reuse_count = max_reuse  # nothing to reuse before a SAM step
+        self.coef = 0.0
+        self.psf: Optional[List[Optional[Tensor]]] = None
+        self.history: Dict[str, Optional[Tensor]] = dict(r=None, s=None, v=None)
+        self.counts = dict(r=0, s=0, v=0)
+        self._last: Dict[str, Tensor] = {}
+
+    # --------------------------------------------------------- schedule
+    def _in_warmup(self, epoch: int) -> bool:
+        if self.warmup_epochs is not None:
+            return epoch < self.warmup_epochs
+        return self.iteration < self.warmup_iters
+
+    def take_two_passes(self, epoch: int) -> bool:
+        # One draw per iteration, warm-up included, so the stream of
+        # decisions depends only on the seed and the iteration count.
+        draw = float(torch.rand((), generator=self.generator))
+        in_warmup = self._in_warmup(epoch)
+        self.iteration += 1
+        if in_warmup:
+            return True
+        if self.window_pos == 0:
+            if self.windows_started > 0:
+                self._update_rate()
+            self.windows_started += 1
+            self.quota_left = int(math.floor(self.rate))
+        left_in_window = self.window - self.window_pos
+        self.window_pos = (self.window_pos + 1) % self.window
+        take = self.quota_left > 0 and (
+            draw >= 1.0 - self.rate / self.window
+            or left_in_window <= self.quota_left)
+        if take:
+            self.quota_left -= 1
+        return take
+
+    def _update_rate(self) -> None:
+        changes = []
+        for key in ('r', 'v'):
+            buf = self.history[key]
+            if buf is None:
+                changes.append(torch.zeros(()))
+            else:
+                seq = _chronological(buf, self.counts[key])
+                changes.append(_mean_relative_change(seq).cpu())
+        # The one host sync of the schedule: once per window.
+        d_r, d_v = torch.stack(changes).tolist()
+        rate = self.rate * (1.0 + self.a1 * d_r + self.a2 * d_v)
+        self.rate = min(max(rate, 1.0), self.max_rate)
+
+    # ---------------------------------------------------------- records
+    def _push(self, key: str, value: Tensor) -> None:
+        buf = self.history[key]
+        if buf is None:
+            buf = self.history[key] = value.new_zeros(self.window)
+        buf[self.counts[key] % self.window] = value
+        self.counts[key] += 1
+
+    def _record_statistics(self, psf: List[Tensor],
+                           first_grads: List[Tensor]) -> None:
+        tail = slice(-self.stat_layers, None)
+        psf_tail = global_norm(psf[tail])
+        ratio = psf_tail / global_norm(first_grads[tail]).clamp_min(_TINY)
+        self._push('r', ratio)
+        self._push('s', psf_tail)
+        count = min(self.counts['s'], self.window)
+        per_block = count // self.blocks
+        if per_block >= 2:
+            values = torch.sort(self.history['s'][:count]).values
+            chunks = values[:per_block * self.blocks].view(self.blocks, -1)
+            self._push('v', chunks.var(dim=1, unbiased=False).mean())
+        psf_norm = global_norm(psf)
+        self._last = dict(
+            psf_norm=psf_norm,
+            psf_ratio=psf_norm / global_norm(first_grads).clamp_min(_TINY))
+
+    # ------------------------------------------------ sam / reuse steps
+    def on_sam_step(self, first_grads, sam_grads, grad_scale, index):
+        psf = psf_from_grads(first_grads, sam_grads, grad_scale)
+        if grad_scale is not None:
+            first_grads = torch._foreach_div(first_grads, grad_scale)
+        if self.psf is None:
+            self.psf = [None] * self.num_params
+        if index is None:
+            self.psf = psf
+        else:
+            for pos, tensor in zip(index, psf):
+                self.psf[pos] = tensor
+        self.reuse_count = 0
+        self.coef = 1.0
+        self._record_statistics(psf, first_grads)
+
+    def on_one_pass_step(self, grads, grad_scale, index):
+        if self.psf is None or self.reuse_count >= self.max_reuse:
+            self.coef = 0.0
+            return
+        self.reuse_count += 1
+        # beta ** k, not a running product: float drift could add a reuse.
+        self.coef = self.beta**self.reuse_count
+        psf = _select(self.psf, index)
+        if any(t is None for t in psf):
+            keep = [i for i, t in enumerate(psf) if t is not None]
+            grads, psf = _select(grads, keep), _select(psf, keep)
+        mix_psf_(grads, psf, self.coef, grad_scale)
+
+    def log_scalars(self) -> Dict[str, object]:
+        scalars = dict(self._last)
+        scalars.update(
+            arsam_rate=self.rate / self.window, psf_coef=self.coef)
+        return scalars
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return dict(
+            iteration=self.iteration,
+            rate=self.rate,
+            window_pos=self.window_pos,
+            windows_started=self.windows_started,
+            quota_left=self.quota_left,
+            reuse_count=self.reuse_count,
+            coef=self.coef,
+            psf=self.psf,
+            history=dict(self.history),
+            counts=dict(self.counts),
+            last=dict(self._last),
+            generator=self.generator.get_state())
+
+    def load_state_dict(self, state: dict, device=None) -> None:
+
+        def to_device(tensor):
+            if tensor is None or device is None:
+                return tensor
+            return tensor.to(device)
+
+        for key in ('iteration', 'rate', 'window_pos', 'windows_started',
+                    'quota_left', 'reuse_count', 'coef'):
+            setattr(self, key, state[key])
+        psf = state['psf']
+        self.psf = None if psf is None else [to_device(t) for t in psf]
+        self.history = {k: to_device(v) for k, v in state['history'].items()}
+        self.counts = dict(state['counts'])
+        self._last = {k: to_device(v) for k, v in state['last'].items()}
+        self.generator.set_state(state['generator'])

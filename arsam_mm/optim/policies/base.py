@@ -1,0 +1,61 @@
+"""The interface between the SAM glue and a two-pass schedule.
+
+A *policy* answers two questions the optimizer wrapper does not: which
+iterations take the second (perturbed) pass, and what to do with the
+gradient of the one-pass iterations. The wrapper calls, per iteration:
+
+1. :meth:`take_two_passes` before the forward (DDP must know then);
+2. either :meth:`on_sam_step` with the first-pass gradients ``g`` (only if
+   :attr:`needs_first_grads`) and the perturbed-pass gradients ``g_s``,
+   or :meth:`on_one_pass_step` with ``g``, which it may edit in place.
+
+Gradients arrive as lists aligned with the wrapper's perturbed parameters;
+``index`` lists the positions present when some parameters got no
+gradient this iteration (``None`` when all did).
+"""
+from typing import Dict, List, Optional
+
+from torch import Tensor
+
+__all__ = ['TwoPassPolicy', 'AlwaysSAMPolicy']
+
+
+class TwoPassPolicy:
+    """Base class: subclasses override what their method changes."""
+
+    #: whether :meth:`on_sam_step` needs ``g`` (costs a gradient copy).
+    needs_first_grads: bool = False
+
+    def bind(self, num_params: int) -> None:
+        """Called once the wrapper knows how many tensors it perturbs."""
+        self.num_params = num_params
+
+    def take_two_passes(self, epoch: int) -> bool:
+        raise NotImplementedError
+
+    def on_sam_step(self, first_grads: Optional[List[Tensor]],
+                    sam_grads: List[Tensor], grad_scale: Optional[Tensor],
+                    index: Optional[List[int]]) -> None:
+        """Record what later one-pass iterations reuse."""
+
+    def on_one_pass_step(self, grads: List[Tensor],
+                         grad_scale: Optional[Tensor],
+                         index: Optional[List[int]]) -> None:
+        """Edit the one-pass gradient in place (default: plain SGD step)."""
+
+    def log_scalars(self) -> Dict[str, object]:
+        """Scalars for the message hub (floats or 0-dim tensors)."""
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict, device=None) -> None:
+        pass
+
+
+class AlwaysSAMPolicy(TwoPassPolicy):
+    """Plain SAM/ASAM: every iteration takes two passes."""
+
+    def take_two_passes(self, epoch: int) -> bool:
+        return True

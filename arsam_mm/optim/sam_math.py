@@ -1,0 +1,92 @@
+"""The arithmetic of SAM, ASAM and the ARSAM decomposition.
+
+Pure functions over lists of tensors built on ``torch._foreach_*``: no
+Python loop over parameters, no host synchronisation. The numbered steps
+refer to ``ALGORITHM.md`` (SAM: Foret et al., ICLR 2021; ASAM: Kwon et al.,
+ICML 2021; PSF: Deng & Pang, arXiv 2510.03763, section 3).
+"""
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    'global_norm', 'sam_perturbation', 'clone_tensors', 'psf_from_grads',
+    'mix_psf_'
+]
+
+
+def global_norm(tensors: List[Tensor]) -> Tensor:
+    """L2 norm of all ``tensors`` taken together, as a 0-dim tensor."""
+    norms = torch._foreach_norm(tensors)
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
+def clone_tensors(tensors: List[Tensor]) -> List[Tensor]:
+    """Copies of ``tensors`` (one fused kernel per dtype/device group)."""
+    return torch._foreach_mul(tensors, 1.0)
+
+
+@torch.no_grad()
+def sam_perturbation(params: List[Tensor],
+                     grads: List[Tensor],
+                     rho: float,
+                     eps: float = 1e-12,
+                     adaptive: bool = False,
+                     eta: float = 0.01) -> Tuple[List[Tensor], Tensor]:
+    """The ascent step ``e`` of SAM (step 2) or ASAM.
+
+    SAM:  ``e = rho * g / (||g|| + eps)``.
+    ASAM: ``e = rho * T^2 g / (||T g|| + eps)`` with ``T = |w| + eta``.
+
+    The direction is invariant to a common scale of ``grads``, so AMP-scaled
+    gradients give the same ``e`` as unscaled ones.
+
+    Returns:
+        tuple: the perturbation (new tensors) and the norm it divided by.
+    """
+    if adaptive:
+        scale = torch._foreach_abs(params)
+        torch._foreach_add_(scale, eta)
+        scaled_grads = torch._foreach_mul(scale, grads)
+        norm = global_norm(scaled_grads)
+        torch._foreach_mul_(scaled_grads, scale)
+        perturbation = scaled_grads
+        torch._foreach_mul_(perturbation, rho / (norm + eps))
+    else:
+        norm = global_norm(grads)
+        perturbation = torch._foreach_mul(grads, rho / (norm + eps))
+    return perturbation, norm
+
+
+@torch.no_grad()
+def psf_from_grads(first_grads: List[Tensor],
+                   sam_grads: List[Tensor],
+                   grad_scale: Optional[Tensor] = None) -> List[Tensor]:
+    """PSF estimate ``g_s - g`` (ALGORITHM.md section 2), in unscaled units.
+
+    Args:
+        first_grads: ``g``, gradients at ``w``.
+        sam_grads: ``g_s``, gradients at ``w + e`` on the same batch.
+        grad_scale: the AMP loss scale both lists carry, if any.
+    """
+    psf = torch._foreach_sub(sam_grads, first_grads)
+    if grad_scale is not None:
+        torch._foreach_div_(psf, grad_scale)
+    return psf
+
+
+@torch.no_grad()
+def mix_psf_(grads: List[Tensor],
+             psf: List[Tensor],
+             coef: float,
+             grad_scale: Optional[Tensor] = None) -> None:
+    """ARSAM reuse (section 3): ``g <- g + coef * psf`` in place.
+
+    ``psf`` is stored unscaled; when ``grads`` carry an AMP loss scale the
+    PSF is brought to the same scale without reading the scale on the host.
+    """
+    if grad_scale is None:
+        torch._foreach_add_(grads, psf, alpha=coef)
+    else:
+        torch._foreach_add_(grads, torch._foreach_mul(psf, grad_scale * coef))

@@ -1,0 +1,476 @@
+"""mmengine glue: SAM-family optimizer wrappers for an unmodified train_step.
+
+``BaseModel.train_step`` (and ``MMDistributedDataParallel.train_step``) run
+``data_preprocessor`` and the forward inside ``optim_wrapper.optim_context``
+and then call ``optim_wrapper.update_params(loss)``. The wrappers here use
+exactly that contract (``DESIGN.md``):
+
+* ``optim_context`` asks the policy whether this iteration takes two
+  passes, and if so records the preprocessed batch with a temporary forward
+  hook on ``data_preprocessor`` (re-running it would redraw random batch
+  augmentations) and, under DDP, runs the first pass without gradient
+  all-reduce unless ``sync_first_pass=True`` (local SAM, as in the paper).
+* ``update_params`` does the first backward, perturbs the weights, runs the
+  second forward/backward through the (wrapped) model with BatchNorm
+  running statistics frozen, restores the weights bit for bit, hands both
+  gradients to the policy, and lets the usual ``step`` (gradient clipping,
+  base optimizer, AMP scaler) act on the perturbed-pass gradient.
+
+Which iterations take two passes, and what one-pass iterations do, is the
+policy's business (``arsam_mm/optim/policies``); the arithmetic lives in
+``sam_math``.
+"""
+import logging
+import re
+from contextlib import contextmanager, nullcontext
+from typing import List, Optional, Sequence, Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from . import _dist
+from .policies import AlwaysSAMPolicy, ARSAMPolicy, TwoPassPolicy
+from .sam_math import clone_tensors, global_norm, sam_perturbation
+
+__all__ = [
+    'SAMOptimWrapper', 'ARSAMOptimWrapper', 'AmpSAMOptimWrapper',
+    'AmpARSAMOptimWrapper', 'SharpnessAwareMixin'
+]
+
+
+def _config_error(key: str, problem: str, fix: str) -> ValueError:
+    return ValueError(f'optim_wrapper.{key}: {problem}. {fix}')
+
+
+class SharpnessAwareMixin:
+    """Two-pass training step shared by every SAM-family wrapper.
+
+    Args:
+        optimizer: the base optimizer (built by mmengine from the config).
+        rho (float): perturbation radius. Defaults to 0.05.
+        adaptive (bool): ASAM's scale-invariant perturbation. Defaults to
+            False.
+        eta (float): ASAM's offset in ``T = |w| + eta``. Defaults to 0.01.
+        eps (float): added to the gradient norm. Defaults to 1e-12.
+        exclude (str | list[str], optional): regexes over parameter names
+            (as in ``model.named_parameters()``) never perturbed.
+        sync_first_pass (bool): under DDP, all-reduce the first-pass
+            gradient too (global instead of local SAM). Defaults to False.
+        policy (TwoPassPolicy): set by the concrete wrappers.
+        **kwargs: ``OptimWrapper`` arguments (``clip_grad``, ...).
+    """
+
+    def __init__(self,
+                 optimizer,
+                 rho: float = 0.05,
+                 adaptive: bool = False,
+                 eta: float = 0.01,
+                 eps: float = 1e-12,
+                 exclude: Optional[Union[str, Sequence[str]]] = None,
+                 sync_first_pass: bool = False,
+                 policy: Optional[TwoPassPolicy] = None,
+                 **kwargs):
+        name = type(self).__name__
+        if kwargs.get('accumulative_counts', 1) != 1:
+            raise _config_error(
+                'accumulative_counts',
+                f'{name} does not support gradient accumulation (got '
+                f"{kwargs['accumulative_counts']})",
+                'Remove accumulative_counts (or set it to 1) and raise the '
+                'batch size or the number of GPUs instead.')
+        if not rho > 0:
+            raise _config_error('rho', f'must be > 0, got {rho!r}',
+                                'Use e.g. rho=0.05 (SAM) or 0.5-2.0 (ASAM).')
+        if eta < 0 or eps < 0:
+            raise _config_error('eta/eps', 'must be >= 0',
+                                'Keep the defaults 0.01 and 1e-12.')
+        super().__init__(optimizer=optimizer, **kwargs)
+        self.rho = rho
+        self.adaptive = adaptive
+        self.eta = eta
+        self.eps = eps
+        if isinstance(exclude, str):
+            exclude = [exclude]
+        self.exclude = [re.compile(p) for p in (exclude or [])]
+        self.sync_first_pass = sync_first_pass
+        self.policy = policy if policy is not None else AlwaysSAMPolicy()
+        self.sam_iters = 0
+        self.total_iters = 0
+        self._model: Optional[nn.Module] = None
+        self._decision: Optional[bool] = None
+        self._local_first_pass = False
+        self._batch = None
+        self._log_cache: dict = {}
+
+    # ------------------------------------------------------- model binding
+    def initialize_count_status(self, model: nn.Module, init_counts: int,
+                                max_counts: int) -> None:
+        try:
+            from torch.distributed.fsdp import FullyShardedDataParallel
+        except ImportError:  # pragma: no cover
+            FullyShardedDataParallel = ()
+        if isinstance(model, FullyShardedDataParallel):
+            raise _config_error(
+                'type', f'{type(self).__name__} does not support FSDP '
+                '(sharded gradients need an all-reduced norm)',
+                'Use model_wrapper_cfg=dict(type='
+                "'MMDistributedDataParallel') or a plain OptimWrapper.")
+        super().initialize_count_status(model, init_counts, max_counts)
+
+    def _bind(self, model: nn.Module) -> None:
+        if model is self._model:
+            return
+        if getattr(getattr(model, 'train_step', None),
+                   '_torchdynamo_orig_callable', None) is not None:
+            raise _config_error(
+                'type', f'{type(self).__name__} cannot run inside a '
+                'torch.compile-d train_step (it edits weights in place and '
+                'hooks the data preprocessor)', 'Set compile=False.')
+        inner = model.module if is_model_wrapper(model) else model
+        names = {id(p): n for n, p in inner.named_parameters()}
+        params = [
+            p for group in self.optimizer.param_groups
+            for p in group['params'] if p.requires_grad
+        ]
+        perturbed = [
+            p for p in params
+            if not any(r.search(names.get(id(p), '')) for r in self.exclude)
+        ]
+        if not perturbed:
+            raise _config_error(
+                'exclude', 'matches every trainable parameter',
+                'Narrow the regexes so that some parameters are perturbed.')
+        self._model, self._inner = model, inner
+        self._params, self._perturbed = params, perturbed
+        self._batchnorms = [
+            m for m in inner.modules() if isinstance(m, _BatchNorm)
+        ]
+        self.policy.bind(len(perturbed))
+        psf = getattr(self.policy, 'psf', None)
+        if psf is not None and len(psf) != len(perturbed):
+            raise RuntimeError(
+                f'The resumed {type(self).__name__} state holds {len(psf)} '
+                f'PSF tensors but {len(perturbed)} parameters are perturbed '
+                'now: the model, paramwise_cfg or optim_wrapper.exclude '
+                'changed since the checkpoint was written.')
+
+    # ----------------------------------------------------------- forward
+    def _capture_batch(self, module, inputs, output) -> None:
+        self._batch = output
+
+    @contextmanager
+    def optim_context(self, model: nn.Module):
+        self._bind(model)
+        epoch = self.message_hub.get_info('epoch', 0) or 0
+        self._decision = self.policy.take_two_passes(epoch)
+        self._batch = None
+        if not self._decision:
+            with super().optim_context(model):
+                yield
+            return
+        self._local_first_pass = (not self.sync_first_pass
+                                  and hasattr(model, 'no_sync')
+                                  and _dist.world_size() > 1)
+        handle = self._inner.data_preprocessor.register_forward_hook(
+            self._capture_batch)
+        try:
+            no_sync = model.no_sync() if self._local_first_pass else (
+                nullcontext())
+            with no_sync, super().optim_context(model):
+                yield
+        finally:
+            handle.remove()
+
+    def _forward_context(self):
+        """Autocast for the second forward (the AMP twins override it)."""
+        return nullcontext()
+
+    def _grad_scale(self) -> Optional[Tensor]:
+        """The loss scale gradients carry (the AMP twins override it)."""
+        return None
+
+    def _first_pass_finite(self, grads: List[Tensor]) -> bool:
+        """Only AMP can overflow; plain wrappers need no host sync here."""
+        return True
+
+    @contextmanager
+    def _batchnorm_stats_frozen(self):
+        # With track_running_stats off in train mode, BN normalises with
+        # batch statistics and updates neither running stats nor
+        # num_batches_tracked (a momentum of 0 would still count batches).
+        frozen = [
+            m for m in self._batchnorms
+            if m.training and m.track_running_stats
+        ]
+        for m in frozen:
+            m.track_running_stats = False
+        try:
+            yield
+        finally:
+            for m in frozen:
+                m.track_running_stats = True
+
+    def _backward_uncounted(self, loss: Tensor) -> None:
+        self.backward(loss)
+        self._inner_count -= 1
+
+    # ------------------------------------------------------------ update
+    def _perturbed_grads(self):
+        params = self._perturbed
+        grads = [p.grad for p in params]
+        if all(g is not None for g in grads):
+            return params, grads, None
+        index = [i for i, g in enumerate(grads) if g is not None]
+        return [params[i] for i in index], [grads[i] for i in index], index
+
+    def update_params(self,
+                      loss: Tensor,
+                      step_kwargs: Optional[dict] = None,
+                      zero_kwargs: Optional[dict] = None) -> None:
+        if self._decision is None:
+            raise RuntimeError(
+                f'{type(self).__name__}.update_params was called without '
+                'optim_context(model) around the forward: use the model\'s '
+                'train_step (BaseModel / MMDistributedDataParallel) or wrap '
+                'the forward in `with optim_wrapper.optim_context(model):`.')
+        two_pass, self._decision = self._decision, None
+        loss = self.scale_loss(loss)
+        self.backward(loss)
+        sharpness = None
+        if two_pass:
+            sharpness = self._sam_pass(loss)
+        else:
+            _, grads, index = self._perturbed_grads()
+            self.policy.on_one_pass_step(grads, self._grad_scale(), index)
+        self._batch = None
+        self.total_iters += 1
+        self.sam_iters += int(two_pass)
+        self._log(two_pass, sharpness)
+        self.step(**(step_kwargs or {}))
+        self.zero_grad(**(zero_kwargs or {}))
+
+    def _sam_pass(self, loss: Tensor) -> Optional[Tensor]:
+        if self._batch is None:
+            raise RuntimeError(
+                f'{type(self).__name__} did not see the preprocessed batch: '
+                "the model's data_preprocessor must run inside "
+                'optim_context(model), as BaseModel.train_step does.')
+        params, grads, index = self._perturbed_grads()
+        first_grads = None
+        if self.policy.needs_first_grads:
+            first_grads = clone_tensors(grads)
+            if self._local_first_pass:
+                # PSF = g_s - g must be the same on every rank, or the
+                # one-pass iterations would move the ranks apart.
+                _dist.all_reduce_mean_(first_grads)
+        if not self._first_pass_finite(grads):
+            if self._local_first_pass:
+                _dist.all_reduce_mean_(grads)  # every rank skips the step
+            return None
+        perturbation, _ = sam_perturbation(params, grads, self.rho, self.eps,
+                                           self.adaptive, self.eta)
+        with torch.no_grad():
+            weights = clone_tensors(params)
+            torch._foreach_add_(params, perturbation)
+            del perturbation
+            torch._foreach_zero_([p.grad for p in self._params
+                                  if p.grad is not None])
+        try:
+            with self._batchnorm_stats_frozen(), self._forward_context():
+                losses = self._model._run_forward(self._batch, mode='loss')
+            sam_loss, _ = self._inner.parse_losses(losses)
+            self._backward_uncounted(self.scale_loss(sam_loss))
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(params, weights)
+        sam_grads = [p.grad for p in params]
+        self.policy.on_sam_step(first_grads, sam_grads, self._grad_scale(),
+                                index)
+        return (sam_loss - loss).detach()
+
+    # ----------------------------------------------------------- logging
+    def _log(self, two_pass: bool, sharpness: Optional[Tensor]) -> None:
+        hub = self.message_hub
+        hub.update_scalar('train/sam_rate', self.sam_iters / self.total_iters)
+        scalars = self.policy.log_scalars()
+        if two_pass:
+            # Device values are read back on two-pass iterations only; the
+            # one-pass iterations log the last value without a host sync.
+            if sharpness is not None:
+                scalars['sharpness'] = sharpness
+            tensors = {
+                k: v for k, v in scalars.items() if isinstance(v, Tensor)
+            }
+            if tensors:
+                values = torch.stack([t.float() for t in tensors.values()])
+                self._log_cache.update(zip(tensors, values.tolist()))
+        for key, value in scalars.items():
+            if not isinstance(value, Tensor):
+                hub.update_scalar(f'train/{key}', float(value))
+        for key, value in self._log_cache.items():
+            hub.update_scalar(f'train/{key}', value)
+
+    # ------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state['sam_state'] = dict(
+            policy=self.policy.state_dict(),
+            sam_iters=self.sam_iters,
+            total_iters=self.total_iters,
+            log_cache=dict(self._log_cache))
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        sam_state = state_dict.pop('sam_state', None)
+        super().load_state_dict(state_dict)
+        if sam_state is None:
+            print_log(
+                f'{type(self).__name__}: the checkpoint has no SAM state '
+                '(written by another optimizer wrapper); the schedule '
+                'starts afresh.',
+                logger='current',
+                level=logging.WARNING)
+            return
+        device = self.optimizer.param_groups[0]['params'][0].device
+        self.policy.load_state_dict(sam_state['policy'], device)
+        self.sam_iters = sam_state['sam_iters']
+        self.total_iters = sam_state['total_iters']
+        self._log_cache = dict(sam_state['log_cache'])
+
+    def __repr__(self) -> str:
+        return (f'{super().__repr__()}\nrho: {self.rho}, adaptive: '
+                f'{self.adaptive}, policy: {type(self.policy).__name__}')
+
+
+class _ARSAMArguments:
+    """Turns ARSAM's constructor arguments into its policy."""
+
+    def __init__(self,
+                 optimizer,
+                 window: int = 50,
+                 warmup_iters: Optional[int] = None,
+                 warmup_epochs: Optional[int] = None,
+                 beta: float = 0.7,
+                 max_reuse: int = 6,
+                 a1: float = 0.13,
+                 a2: float = 0.13,
+                 max_p: float = 0.8,
+                 blocks: int = 5,
+                 stat_layers: int = 10,
+                 seed: int = 0,
+                 **kwargs):
+        policy = ARSAMPolicy(
+            window=window,
+            warmup_iters=warmup_iters,
+            warmup_epochs=warmup_epochs,
+            beta=beta,
+            max_reuse=max_reuse,
+            a1=a1,
+            a2=a2,
+            max_p=max_p,
+            blocks=blocks,
+            stat_layers=stat_layers,
+            seed=seed)
+        super().__init__(optimizer=optimizer, policy=policy, **kwargs)
+
+
+class _AmpOnAnyDevice(AmpOptimWrapper):
+    """``AmpOptimWrapper`` that also runs on CPU (bfloat16 autocast).
+
+    mmengine's class refuses to build without an accelerator. On a CPU-only
+    machine this one uses ``torch.amp.GradScaler('cpu')`` and bfloat16; on
+    GPUs it is mmengine's class unchanged.
+    """
+
+    def __init__(self,
+                 loss_scale='dynamic',
+                 dtype=None,
+                 use_fsdp: bool = False,
+                 **kwargs):
+        if use_fsdp:
+            raise _config_error('use_fsdp', 'FSDP is not supported',
+                                'Remove use_fsdp from optim_wrapper.')
+        from mmengine.device import get_device
+        if get_device() != 'cpu':
+            super().__init__(loss_scale=loss_scale, dtype=dtype, **kwargs)
+            return
+        if dtype not in (None, 'bfloat16', torch.bfloat16):
+            raise _config_error(
+                'dtype', f'CPU autocast supports only bfloat16, got {dtype}',
+                "Set optim_wrapper.dtype='bfloat16' or train on a GPU.")
+        OptimWrapper.__init__(self, **kwargs)
+        self._scale_update_param = None
+        if isinstance(loss_scale, float):
+            self._scale_update_param = loss_scale
+            scaler_args = dict(init_scale=loss_scale)
+        elif isinstance(loss_scale, dict):
+            scaler_args = dict(loss_scale)
+        elif loss_scale == 'dynamic':
+            scaler_args = {}
+        else:
+            raise TypeError('loss_scale must be of type float, dict, or '
+                            f'"dynamic", but got {loss_scale}')
+        self.loss_scaler = torch.amp.GradScaler('cpu', **scaler_args)
+        self.cast_dtype = torch.bfloat16
+
+
+class _AmpSharpnessAwareMixin(SharpnessAwareMixin):
+    """AMP specifics: scaled gradients, autocast, overflow handling."""
+
+    def _forward_context(self):
+        from mmengine.runner.amp import autocast
+        return autocast(dtype=self.cast_dtype)
+
+    def _grad_scale(self) -> Optional[Tensor]:
+        if not self.loss_scaler.is_enabled():
+            return None
+        return self.loss_scaler._scale
+
+    def _first_pass_finite(self, grads: List[Tensor]) -> bool:
+        # An overflowed first pass has no direction to ascend along: skip
+        # the second pass and let the scaler skip the step and back off.
+        return _dist.all_ranks_true(torch.isfinite(global_norm(grads)))
+
+
+@OPTIM_WRAPPERS.register_module()
+class SAMOptimWrapper(SharpnessAwareMixin, OptimWrapper):
+    """SAM (Foret et al., ICLR 2021), or ASAM with ``adaptive=True``.
+
+    Examples:
+        >>> optim_wrapper = dict(
+        ...     type='SAMOptimWrapper', rho=0.05,
+        ...     optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+    """
+
+
+@OPTIM_WRAPPERS.register_module()
+class ARSAMOptimWrapper(_ARSAMArguments, SharpnessAwareMixin, OptimWrapper):
+    """ARSAM (Deng & Pang, arXiv 2510.03763): SAM on an adaptive subset of
+    iterations, the stored PSF mixed into the others.
+
+    Takes every argument of :class:`SharpnessAwareMixin` and of
+    :class:`~arsam_mm.optim.policies.ARSAMPolicy` (``window``,
+    ``warmup_iters``/``warmup_epochs``, ``beta``, ``max_reuse``, ``a1``,
+    ``a2``, ``max_p``, ``blocks``, ``stat_layers``, ``seed``).
+
+    Examples:
+        >>> optim_wrapper = dict(type='ARSAMOptimWrapper', rho=0.05)
+    """
+
+
+@OPTIM_WRAPPERS.register_module()
+class AmpSAMOptimWrapper(_AmpSharpnessAwareMixin, _AmpOnAnyDevice):
+    """:class:`SAMOptimWrapper` with mixed precision (``AmpOptimWrapper``
+    arguments ``loss_scale`` and ``dtype`` accepted)."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class AmpARSAMOptimWrapper(_ARSAMArguments, _AmpSharpnessAwareMixin,
+                           _AmpOnAnyDevice):
+    """:class:`ARSAMOptimWrapper` with mixed precision."""

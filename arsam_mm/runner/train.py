@@ -1,0 +1,183 @@
+"""``tools/train.py``: mmseg/mmpose's training entry point, SAM-aware.
+
+The same interface OpenMMLab users know (``--work-dir``, ``--resume``,
+``--amp``, ``--cfg-options``, ``--launcher``) with three differences:
+
+* ``--amp`` switches a SAM-family wrapper to its AMP twin (upstream scripts
+  accept only ``OptimWrapper`` there);
+* configurations the SAM wrappers cannot run (several optimizers, FSDP,
+  ``compile=True``) stop before anything is built, naming the key;
+* ``--launcher pytorch`` on a machine without CUDA runs DDP over gloo (for
+  CPU checks of multi-process training; GPUs go through mmengine as usual).
+
+At the end it prints the last validation metrics and the SAM-step rate.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import OPTIM_WRAPPERS, RUNNERS
+from mmengine.runner import Runner
+
+
+
+
+def _is_sam_family(type_name) -> bool:
+    if not isinstance(type_name, str):
+        return False
+    cls = OPTIM_WRAPPERS.get(type_name)
+    from arsam_mm.optim import SharpnessAwareMixin
+    return cls is not None and issubclass(cls, SharpnessAwareMixin)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Train an OpenMMLab model (SAM-family optimizers '
+        'registered by arsam_mm)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from CKPT, or without a value from the latest '
+        'checkpoint in the work dir')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision: switches the optimizer wrapper to its Amp twin')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (mmengine syntax)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def switch_to_amp(cfg: Config) -> None:
+    """``--amp``: ``X`` -> ``AmpX`` for any registered wrapper with a twin."""
+    wrapper_cfg = cfg.optim_wrapper
+    type_name = wrapper_cfg.get('type', 'OptimWrapper')
+    if type_name.startswith('Amp'):
+        print_log('AMP training is already enabled in your config.',
+                  logger='current', level=logging.WARNING)
+        return
+    amp_name = f'Amp{type_name}'
+    if OPTIM_WRAPPERS.get(amp_name) is None:
+        raise ValueError(
+            f'--amp: optim_wrapper.type={type_name!r} has no mixed-precision '
+            f'twin ({amp_name!r} is not registered). Use OptimWrapper, '
+            'SAMOptimWrapper or ARSAMOptimWrapper, or drop --amp.')
+    wrapper_cfg.type = amp_name
+    wrapper_cfg.setdefault('loss_scale', 'dynamic')
+
+
+def check_config(cfg: Config) -> None:
+    """Refuse configurations the SAM-family wrappers cannot train."""
+    wrapper_cfg = cfg.get('optim_wrapper', None)
+    if wrapper_cfg is None:
+        return
+    type_name = wrapper_cfg.get('type', None)
+    if type_name is None:
+        nested = [
+            key for key, value in wrapper_cfg.items()
+            if isinstance(value, dict) and _is_sam_family(value.get('type'))
+        ]
+        if nested:
+            raise ValueError(
+                f'optim_wrapper.{nested[0]}.type: SAM-family wrappers cannot '
+                'be used inside an OptimWrapperDict (several optimizers): '
+                'their second pass needs the whole model. Use one '
+                'optimizer with paramwise_cfg instead.')
+        return
+    if not _is_sam_family(type_name):
+        return
+    if cfg.get('compile', False):
+        raise ValueError(
+            f'compile: {type_name} cannot run inside a torch.compile-d '
+            'train_step. Set compile=False (--cfg-options compile=False).')
+    model_wrapper = cfg.get('model_wrapper_cfg', None) or {}
+    if 'FullyShardedDataParallel' in str(model_wrapper.get('type', '')):
+        raise ValueError(
+            f'model_wrapper_cfg.type: {type_name} does not support FSDP. Use '
+            "MMDistributedDataParallel (the default).")
+
+
+def _prepare_cpu_distributed(cfg: Config) -> None:
+    """mmengine's pytorch launcher assumes CUDA; on CPU use gloo."""
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group('gloo')
+    wrapper_cfg = cfg.get('model_wrapper_cfg', None) or dict(
+        type='MMDistributedDataParallel')
+    wrapper_cfg['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper_cfg
+
+
+def summarize(runner) -> dict:
+    """Last validation metrics and SAM statistics, printed and returned."""
+    hub = runner.message_hub
+    summary = {
+        key[len('val/'):]: buffer.current()
+        for key, buffer in hub.log_scalars.items()
+        if key.startswith('val/') and key not in ('val/time', 'val/data_time')
+    }
+    wrapper = runner.optim_wrapper
+    if hasattr(wrapper, 'sam_iters') and wrapper.total_iters:
+        summary['sam_rate'] = wrapper.sam_iters / wrapper.total_iters
+        summary['sam_iters'] = wrapper.sam_iters
+        summary['iters'] = wrapper.total_iters
+    text = ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+                     for k, v in summary.items())
+    print_log(f'arsam_mm summary: {text}', logger='current')
+    return summary
+
+
+def main(argv=None):
+    import arsam_mm  # noqa: F401  (registers the wrappers, stack shims)
+
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        switch_to_amp(cfg)
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    check_config(cfg)
+    _prepare_cpu_distributed(cfg)
+
+    runner = (Runner.from_cfg(cfg)
+              if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    runner.train()
+    return summarize(runner)
+
+
+if __name__ == '__main__':
+    main()

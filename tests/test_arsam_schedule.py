@@ -1,0 +1,154 @@
+"""ARSAM's schedule and reuse rule against hand-computed values."""
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_segmentor
+from reference_sam import reference_sam_step
+
+from arsam_mm.optim import ARSAMPolicy
+
+
+def _drive(policy, psf_values, iters):
+    """Run the policy with g = [1] and PSF values taken in turn."""
+    policy.bind(1)
+    decisions, used = [], []
+    values = iter(psf_values)
+    for _ in range(iters):
+        two = policy.take_two_passes(epoch=0)
+        decisions.append(two)
+        if two:
+            value = next(values)
+            used.append(value)
+            policy.on_sam_step([torch.ones(1)], [torch.tensor([1.0 + value])],
+                               None, None)
+        else:
+            policy.on_one_pass_step([torch.zeros(1)], None, None)
+    return decisions, used
+
+
+def _mean_rel_change(seq):
+    seq = np.asarray(seq, dtype=np.float64)
+    if len(seq) < 2:
+        return 0.0
+    return float(np.clip(np.mean((seq[1:] - seq[:-1]) / seq[:-1]), -1, 1))
+
+
+def test_warmup_then_one_sam_iteration_in_first_window():
+    policy = ARSAMPolicy(window=10, warmup_iters=7, seed=3)
+    decisions, _ = _drive(policy, np.linspace(1, 2, 100), 17)
+    assert decisions[:7] == [True] * 7
+    assert sum(decisions[7:17]) == 1  # floor(initial rate 1)
+
+
+def test_rate_update_and_quota_match_hand_computation():
+    window, a1, a2, blocks = 6, 0.5, 0.3, 2
+    psf_values = [0.5, 0.6, 0.9, 1.0, 1.4, 2.0, 2.1, 2.5, 3.0, 3.2, 3.9, 4.4,
+                  5.0, 5.5, 6.1, 7.0, 8.0, 9.0, 10.0, 11.0]
+    policy = ARSAMPolicy(window=window, warmup_iters=window, a1=a1, a2=a2,
+                         blocks=blocks, stat_layers=1, max_p=1.0, seed=11)
+    n_iters = window * 4
+    decisions, used = _drive(policy, psf_values, n_iters)
+
+    # Replay by hand: the same generator stream, the same rules.
+    gen = torch.Generator().manual_seed(11)
+    draws = [float(torch.rand((), generator=gen)) for _ in range(n_iters)]
+    rate, s_hist, r_hist, v_hist, expected = 1.0, [], [], [], []
+    taken = iter(psf_values)
+
+    def record(value):
+        r_hist.append(value)  # ||g|| = 1, so r = s = |psf|
+        s_hist.append(value)
+        last = sorted(s_hist[-window:])
+        per_block = len(last) // blocks
+        if per_block >= 2:
+            chunks = np.array(last[:per_block * blocks]).reshape(blocks, -1)
+            v_hist.append(float(chunks.var(axis=1).mean()))
+
+    for i in range(window):  # warm-up
+        expected.append(True)
+        record(next(taken))
+    rates = []
+    for w in range(3):
+        if w > 0:
+            d_r = _mean_rel_change(r_hist[-window:])
+            d_v = _mean_rel_change(v_hist[-window:])
+            rate = min(max(rate * (1 + a1 * d_r + a2 * d_v), 1.0), window)
+        rates.append(rate)
+        quota = math.floor(rate)
+        for pos in range(window):
+            u = draws[window + w * window + pos]
+            left = window - pos
+            take = quota > 0 and (u >= 1 - rate / window or left <= quota)
+            if take:
+                quota -= 1
+                record(next(taken))
+            expected.append(take)
+    assert decisions == expected
+    assert policy.rate == pytest.approx(rates[-1], rel=1e-5)
+    assert rates[1] > 1.0  # the PSF grew: the schedule asked for more SAM
+    for w, rate in enumerate(rates):
+        block = decisions[window * (w + 1):window * (w + 2)]
+        assert sum(block) == math.floor(rate)
+
+
+def test_rate_is_clipped_to_max_p():
+    policy = ARSAMPolicy(window=5, warmup_iters=5, a1=10.0, a2=10.0,
+                         max_p=0.6, stat_layers=1, blocks=1)
+    _drive(policy, [2.0**k for k in range(200)], 60)
+    assert policy.rate == pytest.approx(3.0)
+
+
+def test_reuse_rule_weights():
+    policy = ARSAMPolicy(beta=0.7, max_reuse=6)
+    policy.bind(2)
+    psf = [torch.tensor([1.0, -2.0]), torch.tensor([0.5])]
+    policy.on_sam_step([torch.zeros(2), torch.zeros(1)], psf, None, None)
+    mixed = []
+    for _ in range(8):
+        grads = [torch.zeros(2), torch.zeros(1)]
+        policy.on_one_pass_step(grads, None, None)
+        mixed.append(grads[0][0].item())
+    expected = [0.7**k for k in range(1, 7)] + [0.0, 0.0]
+    assert mixed == pytest.approx(expected)
+    # AMP: the stored PSF is unscaled, the mixed-in term carries the scale.
+    policy.on_sam_step([torch.zeros(2), torch.zeros(1)],
+                       [t * 1024.0 for t in psf], torch.tensor(1024.0), None)
+    assert policy.psf[0].tolist() == [1.0, -2.0]
+    grads = [torch.zeros(2), torch.zeros(1)]
+    policy.on_one_pass_step(grads, torch.tensor(8.0), None)
+    assert grads[0].tolist() == pytest.approx([0.7 * 8, -1.4 * 8])
+
+
+def test_wrapper_stores_psf_and_mixes_it(seg_batches):
+    """Through the real train_step: PSF = g_s - g, then g + 0.7 * PSF."""
+    from mmengine.optim import build_optim_wrapper
+    model = build_segmentor()
+    twin = copy.deepcopy(model)
+    wrapper = build_optim_wrapper(model, dict(
+        type='ARSAMOptimWrapper', rho=0.05, warmup_iters=1, window=1000,
+        optimizer=dict(type='SGD', lr=1.0)))
+    wrapper.policy.rate = 0.0  # after the warm-up: only reuse iterations
+    model.train_step(copy.deepcopy(seg_batches[0]), wrapper)
+
+    twin_opt = torch.optim.SGD(twin.parameters(), lr=1.0)
+    data = twin.data_preprocessor(copy.deepcopy(seg_batches[0]), True)
+    first, second = reference_sam_step(twin, data, twin_opt, rho=0.05)
+    params = list(twin.parameters())
+    for p, psf in zip(params, wrapper.policy.psf):
+        torch.testing.assert_close(psf, second[p] - first[p], rtol=1e-4,
+                                   atol=1e-6)
+
+    before = [p.detach().clone() for p in model.parameters()]
+    model.train_step(copy.deepcopy(seg_batches[1]), wrapper)
+    assert wrapper.sam_iters == 1 and wrapper.total_iters == 2
+    data = twin.data_preprocessor(copy.deepcopy(seg_batches[1]), True)
+    losses = twin(**data, mode='loss')
+    twin.parse_losses(losses)[0].backward()
+    for w0, p, t, psf in zip(before, model.parameters(), params,
+                             wrapper.policy.psf):
+        step = w0 - p.detach()
+        torch.testing.assert_close(step, t.grad + 0.7 * psf, rtol=1e-3,
+                                   atol=1e-5)

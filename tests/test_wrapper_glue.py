@@ -1,0 +1,136 @@
+"""The mmengine glue: BatchNorm, logging, state, clear errors."""
+import copy
+
+import pytest
+import torch
+from conftest import build_segmentor, make_runner
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from arsam_mm.runner import check_config, switch_to_amp
+
+
+def _bn_buffers(model):
+    return {n: b.clone() for n, b in model.named_buffers()
+            if 'running' in n or 'num_batches' in n}
+
+
+def test_second_pass_leaves_batchnorm_stats_alone(seg_batches):
+    model = build_segmentor()
+    plain = copy.deepcopy(model)
+    wrapper = build_optim_wrapper(model, dict(
+        type='SAMOptimWrapper', rho=0.5, optimizer=dict(type='SGD', lr=0.0)))
+    seen = []
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            m.register_forward_hook(lambda *a: seen.append(1))
+    model.train_step(copy.deepcopy(seg_batches[0]), wrapper)
+    n_bn = sum(isinstance(m, _BatchNorm) for m in model.modules())
+    assert len(seen) == 2 * n_bn  # both passes ran through every BN
+
+    # Reference: a single training-mode forward (the first pass only).
+    plain.train()
+    with torch.no_grad():
+        data = plain.data_preprocessor(copy.deepcopy(seg_batches[0]), True)
+        plain(**data, mode='loss')
+    got, want = _bn_buffers(model), _bn_buffers(plain)
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
+    assert all(m.track_running_stats for m in model.modules()
+               if isinstance(m, _BatchNorm))
+
+
+def test_logged_scalars_reach_the_message_hub(tmp_path, shapes_root):
+    runner = make_runner(
+        tmp_path, build_segmentor(), shapes_root,
+        dict(type='ARSAMOptimWrapper', rho=0.05, window=4, warmup_iters=3,
+             optimizer=dict(type='SGD', lr=0.01)), 12, log_level='INFO')
+    runner.train()
+    hub = runner.message_hub
+    wrapper = runner.optim_wrapper
+    rate = hub.get_scalar('train/sam_rate').current()
+    assert rate == pytest.approx(wrapper.sam_iters / 12)
+    assert 3 < wrapper.sam_iters < 12
+    assert hub.get_scalar('train/psf_norm').current() > 0
+    assert 'train/sharpness' in hub.log_scalars
+    log = (tmp_path / runner.timestamp / f'{runner.timestamp}.log').read_text()
+    assert 'sam_rate' in log and 'psf_norm' in log
+
+
+def test_optimizer_state_keeps_its_own_key(seg_batches):
+    model = build_segmentor()
+    wrapper = build_optim_wrapper(model, dict(
+        type='ARSAMOptimWrapper', warmup_iters=1,
+        optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
+    model.train_step(copy.deepcopy(seg_batches[0]), wrapper)
+    state = wrapper.state_dict()
+    assert set(state) >= {'state', 'param_groups', 'sam_state'}
+    sam = state['sam_state']
+    assert len(sam['policy']['psf']) == len(list(model.parameters()))
+    assert sam['sam_iters'] == 1 and 'generator' in sam['policy']
+
+
+@pytest.mark.parametrize('kwargs, key', [
+    (dict(accumulative_counts=2), 'accumulative_counts'),
+    (dict(rho=0.0), 'rho'),
+    (dict(warmup_iters=3, warmup_epochs=1), 'warmup_epochs'),
+    (dict(beta=1.5), 'beta'),
+    (dict(exclude='.*'), 'exclude'),
+])
+def test_bad_settings_name_the_key(seg_batches, kwargs, key):
+    model = build_segmentor()
+    with pytest.raises(ValueError, match=key):
+        wrapper = build_optim_wrapper(model, dict(
+            type='ARSAMOptimWrapper', optimizer=dict(type='SGD', lr=0.01),
+            **kwargs))
+        model.train_step(copy.deepcopy(seg_batches[0]), wrapper)
+
+
+def test_update_params_without_context_is_refused():
+    model = build_segmentor()
+    wrapper = build_optim_wrapper(model, dict(
+        type='SAMOptimWrapper', optimizer=dict(type='SGD', lr=0.01)))
+    loss = sum(p.sum() for p in model.parameters())
+    with pytest.raises(RuntimeError, match='optim_context'):
+        wrapper.update_params(loss)
+
+
+def test_compile_is_refused_by_the_runner(tmp_path, shapes_root):
+    runner = make_runner(
+        tmp_path, build_segmentor(), shapes_root,
+        dict(type='SAMOptimWrapper', optimizer=dict(type='SGD', lr=0.01)), 2,
+        cfg=dict(compile=True))
+    with pytest.raises(ValueError, match='compile=False'):
+        runner.train()
+
+
+def test_config_checks_name_the_key():
+    multi = Config(dict(optim_wrapper=dict(
+        constructor='MultiOptimWrapperConstructor',
+        generator=dict(type='ARSAMOptimWrapper',
+                       optimizer=dict(type='SGD', lr=0.1)),
+        discriminator=dict(type='OptimWrapper',
+                           optimizer=dict(type='SGD', lr=0.1)))))
+    with pytest.raises(ValueError, match='optim_wrapper.generator.type'):
+        check_config(multi)
+    compiled = Config(dict(optim_wrapper=dict(type='SAMOptimWrapper'),
+                           compile=True))
+    with pytest.raises(ValueError, match='compile'):
+        check_config(compiled)
+    fsdp = Config(dict(optim_wrapper=dict(type='ARSAMOptimWrapper'),
+                       model_wrapper_cfg=dict(
+                           type='MMFullyShardedDataParallel')))
+    with pytest.raises(ValueError, match='model_wrapper_cfg.type'):
+        check_config(fsdp)
+    check_config(Config(dict(optim_wrapper=dict(type='ARSAMOptimWrapper'))))
+
+
+def test_amp_flag_switches_to_the_twin():
+    cfg = Config(dict(optim_wrapper=dict(type='ARSAMOptimWrapper', rho=0.1)))
+    switch_to_amp(cfg)
+    assert cfg.optim_wrapper.type == 'AmpARSAMOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapperDict')))
+    with pytest.raises(ValueError, match='optim_wrapper.type'):
+        switch_to_amp(cfg)

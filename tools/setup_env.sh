@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project virtual environment at .venv and install
+# arsam_mm with its pinned OpenMMLab stack. Idempotent: a second run only
+# checks that the environment imports and returns.
+# Facts behind each pin: see the "Install" section of README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+PY=${PYTHON:-python3}
+STAMP=$VENV/.arsam_mm_stack_v1
+
+if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import arsam_mm, mmseg, mmpose, mmpretrain" 2>/dev/null; then
+  echo "[setup] reusing $VENV"
+  exit 0
+fi
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP="$VENV/bin/python -m pip --disable-pip-version-check"
+$PIP install -q --upgrade pip 'setuptools<81' wheel
+# torch/torchvision: the 2.14.1/0.29.1 pair (mmpose imports torchvision).
+$PIP install -q 'torch==2.14.1' 'torchvision==0.29.1'
+# chumpy (an mmpose requirement it never imports) fails under build isolation.
+$PIP install -q --no-build-isolation 'chumpy==0.70'
+$PIP install -q -r requirements.txt
+# xtcocotools' wheel is built against numpy 1.x; rebuild it for numpy 2.
+$PIP install -q --no-build-isolation --no-binary xtcocotools --force-reinstall \
+  --no-deps 'xtcocotools==1.14.3'
+$PIP install -q --no-deps -e .
+"$VENV/bin/python" -c "import arsam_mm, mmseg, mmpose, mmpretrain; print('[setup] ok')"
+touch "$STAMP"
