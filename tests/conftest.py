@@ -72,6 +72,7 @@ def shapes_loader_cfg(data_root: str, split: str = 'train',
     return dict(
         batch_size=batch_size,
         num_workers=0,
+        persistent_workers=False,
         sampler=dict(type='DefaultSampler', shuffle=shuffle),
         dataset=dict(
             type='ShapesSegDataset',

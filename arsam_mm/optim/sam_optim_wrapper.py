@@ -35,7 +35,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import _dist
 from .policies import AlwaysSAMPolicy, ARSAMPolicy, TwoPassPolicy
-from .sam_math import clone_tensors, global_norm, sam_perturbation
+from .sam_math import clone_tensors, sam_perturbation
 
 __all__ = [
     'SAMOptimWrapper', 'ARSAMOptimWrapper', 'AmpSAMOptimWrapper',
@@ -435,7 +435,10 @@ class _AmpSharpnessAwareMixin(SharpnessAwareMixin):
     def _first_pass_finite(self, grads: List[Tensor]) -> bool:
         # An overflowed first pass has no direction to ascend along: skip
         # the second pass and let the scaler skip the step and back off.
-        return _dist.all_ranks_true(torch.isfinite(global_norm(grads)))
+        # Max-abs per tensor, as the scaler checks: a sum of squares of
+        # large finite scaled gradients could overflow by itself.
+        peaks = torch.stack(torch._foreach_norm(grads, float('inf')))
+        return _dist.all_ranks_true(torch.isfinite(peaks).all())
 
 
 @OPTIM_WRAPPERS.register_module()

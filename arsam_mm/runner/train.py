@@ -24,8 +24,6 @@ from mmengine.registry import OPTIM_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 
 
-
-
 def _is_sam_family(type_name) -> bool:
     if not isinstance(type_name, str):
         return False

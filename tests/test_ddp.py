@@ -1,0 +1,59 @@
+"""Two-process DDP on CPU (gloo): ARSAM keeps the ranks identical."""
+import os
+import socket
+
+import torch
+import torch.multiprocessing as mp
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank, world_size, port, root, out_dir, wrapper_cfg, iters):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
+                      RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world_size))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+    dist.init_process_group('gloo', rank=rank, world_size=world_size)
+    from conftest import build_segmentor, make_runner
+    runner = make_runner(
+        out_dir, build_segmentor(seed=rank), root, wrapper_cfg, iters,
+        launcher='pytorch', experiment_name='ddp',
+        cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel',
+                                        device_ids=None)))
+    runner.train()
+    wrapper = runner.optim_wrapper
+    # Parameters only: BN running stats are per-rank (DDP broadcasts rank
+    # 0's buffers before each forward, as with any optimizer).
+    torch.save(dict(state=dict(runner.model.module.named_parameters()),
+                    sam_iters=wrapper.sam_iters,
+                    rate=wrapper.policy.rate,
+                    psf=wrapper.policy.psf),
+               os.path.join(out_dir, f'rank{rank}.pth'))
+    dist.destroy_process_group()
+
+
+def _run(tmp_path, root, wrapper_cfg, iters):
+    mp.spawn(_worker, args=(2, _free_port(), root, str(tmp_path),
+                            wrapper_cfg, iters), nprocs=2, join=True)
+    return [torch.load(tmp_path / f'rank{r}.pth', weights_only=False)
+            for r in range(2)]
+
+
+def test_arsam_ranks_stay_identical(tmp_path, shapes_root):
+    wrapper_cfg = dict(type='ARSAMOptimWrapper', rho=0.05, window=3,
+                       warmup_iters=2, max_reuse=6,
+                       optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
+    rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 10)
+    # Both SAM and reuse iterations happened, with the same decisions.
+    assert 2 < rank0['sam_iters'] < 10
+    assert rank0['sam_iters'] == rank1['sam_iters']
+    assert rank0['rate'] == rank1['rate']
+    for a, b in zip(rank0['psf'], rank1['psf']):
+        assert torch.equal(a, b)
+    for key, value in rank0['state'].items():
+        assert torch.equal(value, rank1['state'][key]), key

@@ -1,0 +1,138 @@
+"""Time one training iteration, side by side, on the same model and batch.
+
+    python tools/benchmark_step.py [CONFIG] [--iters 20] [--device cpu]
+
+Rows: plain SGD (mmengine ``OptimWrapper``); a hand-written foreach SAM
+loop (what a user would write without us); ``SAMOptimWrapper``; an ARSAM
+one-pass (reuse) iteration that mixes the stored PSF; an ARSAM SAM
+iteration. The methods run interleaved, round after round, and the table
+reports medians and ratios (machines are shared: read the ratios).
+"""
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+
+import arsam_mm  # noqa: F401
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', nargs='?',
+                        default='configs/demo/fcn_r18_shapes_arsam.py')
+    parser.add_argument('--iters', type=int, default=20)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--batch-size', type=int, default=None)
+    parser.add_argument('--device', default=None,
+                        help='cpu or cuda (default: cuda if available)')
+    return parser.parse_args()
+
+
+def _sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def hand_written_sam_step(model, batch, optimizer, rho=0.05):
+    """SAM as a user writes it with foreach ops (no framework glue)."""
+    data = model.data_preprocessor(batch, True)
+    loss, _ = model.parse_losses(model(**data, mode='loss'))
+    loss.backward()
+    params = [p for g in optimizer.param_groups for p in g['params']
+              if p.grad is not None]
+    grads = [p.grad for p in params]
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    with torch.no_grad():
+        e = torch._foreach_mul(grads, rho / (norm + 1e-12))
+        torch._foreach_add_(params, e)
+    optimizer.zero_grad(set_to_none=False)
+    momenta = []
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            momenta.append((m, m.momentum))
+            m.momentum = 0.0
+    loss2, _ = model.parse_losses(model(**data, mode='loss'))
+    loss2.backward()
+    for m, momentum in momenta:
+        m.momentum = momentum
+    with torch.no_grad():
+        torch._foreach_sub_(params, e)
+    optimizer.step()
+    optimizer.zero_grad()
+
+
+def main():
+    args = parse_args()
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.runner import Runner
+
+    cfg = Config.fromfile(args.config)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    device = torch.device(args.device or (
+        'cuda' if torch.cuda.is_available() else 'cpu'))
+    loader_cfg = copy.deepcopy(cfg.train_dataloader)
+    if args.batch_size:
+        loader_cfg.batch_size = args.batch_size
+    batch = next(iter(Runner.build_dataloader(loader_cfg)))
+    optimizer_cfg = cfg.optim_wrapper.optimizer
+
+    torch.manual_seed(0)
+    base = MODELS.build(cfg.model).to(device)
+    base.train()
+
+    def setup(kind):
+        model = copy.deepcopy(base)
+        if kind == 'hand':
+            wrapper = build_optim_wrapper(
+                model, dict(type='OptimWrapper', optimizer=optimizer_cfg))
+            opt = wrapper.optimizer
+            return lambda: hand_written_sam_step(model, copy.copy(batch), opt)
+        wrappers = {
+            'sgd': dict(type='OptimWrapper'),
+            'sam': dict(type='SAMOptimWrapper'),
+            'arsam_reuse': dict(type='ARSAMOptimWrapper', warmup_iters=1,
+                                max_reuse=10**9),
+            'arsam_sam': dict(type='ARSAMOptimWrapper',
+                              warmup_iters=10**9),
+        }
+        wrapper = build_optim_wrapper(
+            model, dict(wrappers[kind], optimizer=optimizer_cfg))
+        step = lambda: model.train_step(copy.copy(batch), wrapper)  # noqa
+        if kind == 'arsam_reuse':
+            step()  # one SAM iteration stores the PSF ...
+            wrapper.policy.rate = 0.0  # ... then only reuse iterations
+        return step
+
+    names = {
+        'sgd': 'plain SGD (OptimWrapper)',
+        'hand': 'hand-written foreach SAM',
+        'sam': 'SAMOptimWrapper',
+        'arsam_reuse': 'ARSAM reuse iteration',
+        'arsam_sam': 'ARSAM SAM iteration',
+    }
+    steps = {kind: setup(kind) for kind in names}
+    times = {kind: [] for kind in names}
+    for round_ in range(args.warmup + args.iters):
+        for kind, step in steps.items():
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            if round_ >= args.warmup:
+                times[kind].append(time.perf_counter() - start)
+
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f'device: {device}, config: {args.config}, batch: '
+          f'{loader_cfg.batch_size}, rounds: {args.iters} (median)')
+    print(f"{'method':<28}{'s/iter':>9}{'/ SGD':>8}{'/ hand SAM':>12}")
+    for kind, label in names.items():
+        print(f'{label:<28}{med[kind]:>9.4f}{med[kind] / med["sgd"]:>8.3f}'
+              f'{med[kind] / med["hand"]:>12.3f}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up .venv (idempotent) and run the linter and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup_env.sh
+.venv/bin/ruff check arsam_mm tools tests configs
+.venv/bin/python -m pytest -q "$@"
