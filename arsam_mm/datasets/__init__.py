@@ -1,9 +1,10 @@
+from .registered import *  # noqa: F401,F403
+from .shapes_cls import SHAPE_CLS_CLASSES, generate_shapes_cls_dataset
 from .shapes_seg import SHAPE_CLASSES, generate_shapes_dataset
+from .stick_figures import COCO_KEYPOINTS, generate_stick_figures
 
-__all__ = ['SHAPE_CLASSES', 'generate_shapes_dataset']
-
-try:  # the dataset class needs mmsegmentation; the generator does not
-    from .shapes_seg_dataset import ShapesSegDataset  # noqa: F401
-    __all__.append('ShapesSegDataset')
-except ImportError:  # pragma: no cover
-    pass
+__all__ = [
+    'SHAPE_CLASSES', 'SHAPE_CLS_CLASSES', 'COCO_KEYPOINTS',
+    'generate_shapes_dataset', 'generate_shapes_cls_dataset',
+    'generate_stick_figures'
+]

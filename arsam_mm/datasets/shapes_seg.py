@@ -20,14 +20,17 @@ import tempfile
 import cv2
 import numpy as np
 
-__all__ = ['SHAPE_CLASSES', 'SHAPE_PALETTE', 'generate_shapes_dataset']
+__all__ = [
+    'SHAPE_CLASSES', 'SHAPE_PALETTE', 'generate_shapes_dataset',
+    'generate_once', 'draw_background', 'draw_shape'
+]
 
 SHAPE_CLASSES = ('background', 'disc', 'box', 'triangle')
 SHAPE_PALETTE = [[0, 0, 0], [220, 20, 60], [0, 128, 255], [255, 200, 0]]
-_MARKER = 'arsam_shapes.json'
+_MARKER = 'arsam_generated.json'
 
 
-def _background(rng: np.random.RandomState, size: int) -> np.ndarray:
+def draw_background(rng: np.random.RandomState, size: int) -> np.ndarray:
     """Low-frequency colour noise plus random stripes."""
     coarse = rng.randint(40, 216, size=(4, 4, 3)).astype(np.float32)
     img = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
@@ -40,8 +43,9 @@ def _background(rng: np.random.RandomState, size: int) -> np.ndarray:
     return img
 
 
-def _draw_shape(rng, img, label, cls: int, size: int) -> None:
-    radius = int(rng.uniform(0.10, 0.22) * size)
+def draw_shape(rng, img, label, cls: int, size: int,
+               radius_range=(0.10, 0.22)) -> None:
+    radius = int(rng.uniform(*radius_range) * size)
     cx, cy = rng.randint(radius, size - radius, size=2)
     colour = tuple(float(c) for c in rng.randint(0, 256, size=3))
     mask = np.zeros((size, size), np.uint8)
@@ -69,46 +73,37 @@ def _write_split(root: str, split: str, num: int, size: int,
     os.makedirs(img_dir)
     os.makedirs(ann_dir)
     for idx in range(num):
-        img = _background(rng, size)
+        img = draw_background(rng, size)
         label = np.zeros((size, size), np.uint8)
         for _ in range(rng.randint(1, 4)):
-            _draw_shape(rng, img, label, rng.randint(1, 4), size)
+            draw_shape(rng, img, label, rng.randint(1, 4), size)
         img = np.clip(img, 0, 255).astype(np.uint8)
         cv2.imwrite(osp.join(img_dir, f'{idx:05d}.png'), img)
         cv2.imwrite(osp.join(ann_dir, f'{idx:05d}.png'), label)
 
 
-def generate_shapes_dataset(data_root: str,
-                            num_train: int = 400,
-                            num_val: int = 100,
-                            img_size: int = 64,
-                            seed: int = 0) -> str:
-    """Create the data set under ``data_root`` unless it already exists.
+def generate_once(data_root: str, spec: dict, write) -> str:
+    """Run ``write(tmp_dir)`` once for ``data_root`` described by ``spec``.
 
-    Safe with several processes (DDP ranks) starting at once: each writes a
-    private copy and the first atomic rename wins.
-
-    Returns:
-        str: ``data_root``.
+    The folder carries a marker with ``spec``; a folder made with another
+    spec is an error rather than silently reused. Safe with several
+    processes (DDP ranks) starting at once: each writes a private copy and
+    the first atomic rename wins.
     """
-    spec = dict(num_train=num_train, num_val=num_val, img_size=img_size,
-                seed=seed, version=1)
     marker = osp.join(data_root, _MARKER)
     if osp.isfile(marker):
         with open(marker) as f:
             found = json.load(f)
         if found != spec:
             raise ValueError(
-                f'{data_root} holds a generated shapes set made with {found}, '
-                f'not {spec}: pass another data_root or delete the folder.')
+                f'{data_root} holds a generated set made with {found}, not '
+                f'{spec}: pass another data_root or delete the folder.')
         return data_root
     parent = osp.dirname(osp.abspath(data_root))
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.shapes-', dir=parent)
+    tmp = tempfile.mkdtemp(prefix='.arsam-data-', dir=parent)
     try:
-        rng = np.random.RandomState(seed)
-        _write_split(tmp, 'train', num_train, img_size, rng)
-        _write_split(tmp, 'val', num_val, img_size, rng)
+        write(tmp)
         with open(osp.join(tmp, _MARKER), 'w') as f:
             json.dump(spec, f)
         try:
@@ -119,3 +114,24 @@ def generate_shapes_dataset(data_root: str,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return data_root
+
+
+def generate_shapes_dataset(data_root: str,
+                            num_train: int = 400,
+                            num_val: int = 100,
+                            img_size: int = 64,
+                            seed: int = 0) -> str:
+    """Create the segmentation set under ``data_root`` unless it exists.
+
+    Returns:
+        str: ``data_root``.
+    """
+    spec = dict(kind='shapes_seg', num_train=num_train, num_val=num_val,
+                img_size=img_size, seed=seed, version=1)
+
+    def write(tmp):
+        rng = np.random.RandomState(seed)
+        _write_split(tmp, 'train', num_train, img_size, rng)
+        _write_split(tmp, 'val', num_val, img_size, rng)
+
+    return generate_once(data_root, spec, write)

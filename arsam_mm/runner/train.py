@@ -7,6 +7,7 @@ The same interface OpenMMLab users know (``--work-dir``, ``--resume``,
   accept only ``OptimWrapper`` there);
 * configurations the SAM wrappers cannot run (several optimizers, FSDP,
   ``compile=True``) stop before anything is built, naming the key;
+* ``--embedded-data`` points the config at generated data for a smoke run;
 * ``--launcher pytorch`` on a machine without CUDA runs DDP over gloo (for
   CPU checks of multi-process training; GPUs go through mmengine as usual).
 
@@ -22,6 +23,8 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import OPTIM_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
+
+from .embedded import use_embedded_data, walk_dicts
 
 
 def _is_sam_family(type_name) -> bool:
@@ -54,6 +57,11 @@ def parse_args(argv=None):
         nargs='+',
         action=DictAction,
         help='override config settings, key=value (mmengine syntax)')
+    parser.add_argument(
+        '--embedded-data',
+        action='store_true',
+        help='smoke run: train and evaluate on the data the package '
+        'generates (see README), small inputs, no pretrained downloads')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -127,6 +135,14 @@ def _prepare_cpu_distributed(cfg: Config) -> None:
     wrapper_cfg['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper_cfg
 
+    def sync_bn_to_bn(node):  # torch's SyncBatchNorm needs GPU modules
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+
+    walk_dicts(cfg.model, sync_bn_to_bn)
+    print_log('CPU distributed run (gloo): SyncBN layers built as BN.',
+              logger='current', level=logging.WARNING)
+
 
 def summarize(runner) -> dict:
     """Last validation metrics and SAM statistics, printed and returned."""
@@ -153,6 +169,8 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    if args.embedded_data:
+        use_embedded_data(cfg)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
