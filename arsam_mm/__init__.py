@@ -1,6 +1,7 @@
 """arsam_mm: SAM, ASAM and ARSAM as one-line mmengine optimizer wrappers."""
 from . import compat  # noqa: F401  (must precede any mmseg/mmpose import)
 from .datasets import *  # noqa: F401,F403
+from .hooks import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 
 __version__ = '0.1.0'

@@ -2,6 +2,7 @@
 import os
 import socket
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -31,8 +32,8 @@ def _worker(rank, world_size, port, root, out_dir, wrapper_cfg, iters):
     # 0's buffers before each forward, as with any optimizer).
     torch.save(dict(state=dict(runner.model.module.named_parameters()),
                     sam_iters=wrapper.sam_iters,
-                    rate=wrapper.policy.rate,
-                    psf=wrapper.policy.psf),
+                    rate=getattr(wrapper.policy, 'rate', None),
+                    psf=getattr(wrapper.policy, 'psf', None)),
                os.path.join(out_dir, f'rank{rank}.pth'))
     dist.destroy_process_group()
 
@@ -49,11 +50,25 @@ def test_arsam_ranks_stay_identical(tmp_path, shapes_root):
                        warmup_iters=2, max_reuse=6,
                        optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
     rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 10)
+    for a, b in zip(rank0['psf'], rank1['psf']):
+        assert torch.equal(a, b)
     # Both SAM and reuse iterations happened, with the same decisions.
     assert 2 < rank0['sam_iters'] < 10
     assert rank0['sam_iters'] == rank1['sam_iters']
     assert rank0['rate'] == rank1['rate']
-    for a, b in zip(rank0['psf'], rank1['psf']):
-        assert torch.equal(a, b)
+    for key, value in rank0['state'].items():
+        assert torch.equal(value, rank1['state'][key]), key
+
+
+@pytest.mark.parametrize('wrapper', [
+    dict(type='LookSAMOptimWrapper', k=3),
+    dict(type='AESAMOptimWrapper'),  # decides after an all-reduced pass
+])
+def test_peer_ranks_stay_identical(tmp_path, shapes_root, wrapper):
+    wrapper_cfg = dict(wrapper, rho=0.05,
+                       optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
+    rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 7)
+    assert 1 <= rank0['sam_iters'] < 7
+    assert rank0['sam_iters'] == rank1['sam_iters']
     for key, value in rank0['state'].items():
         assert torch.equal(value, rank1['state'][key]), key

@@ -20,6 +20,7 @@ Which iterations take two passes, and what one-pass iterations do, is the
 policy's business (``arsam_mm/optim/policies``); the arithmetic lives in
 ``sam_math``.
 """
+import inspect
 import logging
 import re
 from contextlib import contextmanager, nullcontext
@@ -39,8 +40,13 @@ from .sam_math import clone_tensors, sam_perturbation
 
 __all__ = [
     'SAMOptimWrapper', 'ARSAMOptimWrapper', 'AmpSAMOptimWrapper',
-    'AmpARSAMOptimWrapper', 'SharpnessAwareMixin'
+    'AmpARSAMOptimWrapper', 'SharpnessAwareMixin', 'AmpSharpnessAwareMixin',
+    'AmpOnAnyDevice', 'policy_arguments'
 ]
+
+
+# ``_decision`` before optim_context ran (``None`` means: decide later).
+_NO_CONTEXT = object()
 
 
 def _config_error(key: str, problem: str, fix: str) -> ValueError:
@@ -102,7 +108,7 @@ class SharpnessAwareMixin:
         self.sam_iters = 0
         self.total_iters = 0
         self._model: Optional[nn.Module] = None
-        self._decision: Optional[bool] = None
+        self._decision = _NO_CONTEXT
         self._local_first_pass = False
         self._batch = None
         self._log_cache: dict = {}
@@ -121,6 +127,7 @@ class SharpnessAwareMixin:
                 'Use model_wrapper_cfg=dict(type='
                 "'MMDistributedDataParallel') or a plain OptimWrapper.")
         super().initialize_count_status(model, init_counts, max_counts)
+        self.policy.on_train_start(max_counts)
 
     def _bind(self, model: nn.Module) -> None:
         if model is self._model:
@@ -169,13 +176,15 @@ class SharpnessAwareMixin:
         epoch = self.message_hub.get_info('epoch', 0) or 0
         self._decision = self.policy.take_two_passes(epoch)
         self._batch = None
-        if not self._decision:
+        if self._decision is False:
             with super().optim_context(model):
                 yield
             return
-        self._local_first_pass = (not self.sync_first_pass
-                                  and hasattr(model, 'no_sync')
-                                  and _dist.world_size() > 1)
+        # Undecided (None) iterations may turn into SAM ones: capture the
+        # batch, but all-reduce the first pass as a one-pass step needs.
+        self._local_first_pass = bool(
+            self._decision and not self.sync_first_pass
+            and hasattr(model, 'no_sync') and _dist.world_size() > 1)
         handle = self._inner.data_preprocessor.register_forward_hook(
             self._capture_batch)
         try:
@@ -232,15 +241,19 @@ class SharpnessAwareMixin:
                       loss: Tensor,
                       step_kwargs: Optional[dict] = None,
                       zero_kwargs: Optional[dict] = None) -> None:
-        if self._decision is None:
+        if self._decision is _NO_CONTEXT:
             raise RuntimeError(
                 f'{type(self).__name__}.update_params was called without '
                 'optim_context(model) around the forward: use the model\'s '
                 'train_step (BaseModel / MMDistributedDataParallel) or wrap '
                 'the forward in `with optim_wrapper.optim_context(model):`.')
-        two_pass, self._decision = self._decision, None
+        two_pass, self._decision = self._decision, _NO_CONTEXT
         loss = self.scale_loss(loss)
         self.backward(loss)
+        if two_pass is None:
+            _, grads, _ = self._perturbed_grads()
+            two_pass = self.policy.decide_after_first_pass(
+                grads, self._grad_scale())
         sharpness = None
         if two_pass:
             sharpness = self._sam_pass(loss)
@@ -348,39 +361,28 @@ class SharpnessAwareMixin:
                 f'{self.adaptive}, policy: {type(self.policy).__name__}')
 
 
-class _ARSAMArguments:
-    """Turns ARSAM's constructor arguments into its policy."""
+def policy_arguments(policy_cls):
+    """A base class that builds ``policy_cls`` from the wrapper's arguments.
 
-    def __init__(self,
-                 optimizer,
-                 window: int = 50,
-                 warmup_iters: Optional[int] = None,
-                 warmup_epochs: Optional[int] = None,
-                 beta: float = 0.7,
-                 max_reuse: int = 6,
-                 a1: float = 0.13,
-                 a2: float = 0.13,
-                 max_p: float = 0.8,
-                 blocks: int = 5,
-                 stat_layers: int = 10,
-                 seed: int = 0,
-                 **kwargs):
-        policy = ARSAMPolicy(
-            window=window,
-            warmup_iters=warmup_iters,
-            warmup_epochs=warmup_epochs,
-            beta=beta,
-            max_reuse=max_reuse,
-            a1=a1,
-            a2=a2,
-            max_p=max_p,
-            blocks=blocks,
-            stat_layers=stat_layers,
-            seed=seed)
-        super().__init__(optimizer=optimizer, policy=policy, **kwargs)
+    The constructor arguments of ``policy_cls`` become arguments of the
+    wrapper (so a config sets them next to ``rho``); the rest goes on to
+    :class:`SharpnessAwareMixin` and mmengine's wrapper.
+    """
+    names = list(inspect.signature(policy_cls).parameters)
+
+    class PolicyArguments:
+
+        def __init__(self, optimizer, **kwargs):
+            policy_kwargs = {k: kwargs.pop(k) for k in names if k in kwargs}
+            super().__init__(
+                optimizer=optimizer, policy=policy_cls(**policy_kwargs),
+                **kwargs)
+
+    PolicyArguments.__name__ = f'{policy_cls.__name__}Arguments'
+    return PolicyArguments
 
 
-class _AmpOnAnyDevice(AmpOptimWrapper):
+class AmpOnAnyDevice(AmpOptimWrapper):
     """``AmpOptimWrapper`` that also runs on CPU (bfloat16 autocast).
 
     mmengine's class refuses to build without an accelerator. On a CPU-only
@@ -420,7 +422,7 @@ class _AmpOnAnyDevice(AmpOptimWrapper):
         self.cast_dtype = torch.bfloat16
 
 
-class _AmpSharpnessAwareMixin(SharpnessAwareMixin):
+class AmpSharpnessAwareMixin(SharpnessAwareMixin):
     """AMP specifics: scaled gradients, autocast, overflow handling."""
 
     def _forward_context(self):
@@ -453,7 +455,8 @@ class SAMOptimWrapper(SharpnessAwareMixin, OptimWrapper):
 
 
 @OPTIM_WRAPPERS.register_module()
-class ARSAMOptimWrapper(_ARSAMArguments, SharpnessAwareMixin, OptimWrapper):
+class ARSAMOptimWrapper(policy_arguments(ARSAMPolicy), SharpnessAwareMixin,
+                        OptimWrapper):
     """ARSAM (Deng & Pang, arXiv 2510.03763): SAM on an adaptive subset of
     iterations, the stored PSF mixed into the others.
 
@@ -468,12 +471,12 @@ class ARSAMOptimWrapper(_ARSAMArguments, SharpnessAwareMixin, OptimWrapper):
 
 
 @OPTIM_WRAPPERS.register_module()
-class AmpSAMOptimWrapper(_AmpSharpnessAwareMixin, _AmpOnAnyDevice):
+class AmpSAMOptimWrapper(AmpSharpnessAwareMixin, AmpOnAnyDevice):
     """:class:`SAMOptimWrapper` with mixed precision (``AmpOptimWrapper``
     arguments ``loss_scale`` and ``dtype`` accepted)."""
 
 
 @OPTIM_WRAPPERS.register_module()
-class AmpARSAMOptimWrapper(_ARSAMArguments, _AmpSharpnessAwareMixin,
-                           _AmpOnAnyDevice):
+class AmpARSAMOptimWrapper(policy_arguments(ARSAMPolicy),
+                           AmpSharpnessAwareMixin, AmpOnAnyDevice):
     """:class:`ARSAMOptimWrapper` with mixed precision."""

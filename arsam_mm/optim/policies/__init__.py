@@ -1,4 +1,8 @@
 from .arsam import ARSAMPolicy
 from .base import AlwaysSAMPolicy, TwoPassPolicy
+from .peers import AESAMPolicy, LookSAMPolicy, RandomSAMPolicy
 
-__all__ = ['TwoPassPolicy', 'AlwaysSAMPolicy', 'ARSAMPolicy']
+__all__ = [
+    'TwoPassPolicy', 'AlwaysSAMPolicy', 'ARSAMPolicy', 'LookSAMPolicy',
+    'AESAMPolicy', 'RandomSAMPolicy'
+]

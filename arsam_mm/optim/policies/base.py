@@ -4,7 +4,10 @@ A *policy* answers two questions the optimizer wrapper does not: which
 iterations take the second (perturbed) pass, and what to do with the
 gradient of the one-pass iterations. The wrapper calls, per iteration:
 
-1. :meth:`take_two_passes` before the forward (DDP must know then);
+1. :meth:`take_two_passes` before the forward (DDP must know then); a
+   policy that can only decide from the first-pass gradient returns
+   ``None`` there and answers :meth:`decide_after_first_pass` instead
+   (its first pass is then always all-reduced under DDP);
 2. either :meth:`on_sam_step` with the first-pass gradients ``g`` (only if
    :attr:`needs_first_grads`) and the perturbed-pass gradients ``g_s``,
    or :meth:`on_one_pass_step` with ``g``, which it may edit in place.
@@ -30,7 +33,16 @@ class TwoPassPolicy:
         """Called once the wrapper knows how many tensors it perturbs."""
         self.num_params = num_params
 
-    def take_two_passes(self, epoch: int) -> bool:
+    def on_train_start(self, max_iters: int) -> None:
+        """Called with the run's length (for schedules over training)."""
+        self.max_iters = max_iters
+
+    def take_two_passes(self, epoch: int) -> Optional[bool]:
+        raise NotImplementedError
+
+    def decide_after_first_pass(self, grads: List[Tensor],
+                                grad_scale: Optional[Tensor]) -> bool:
+        """Only for policies whose :meth:`take_two_passes` said ``None``."""
         raise NotImplementedError
 
     def on_sam_step(self, first_grads: Optional[List[Tensor]],

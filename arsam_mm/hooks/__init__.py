@@ -1,0 +1,3 @@
+from .sam_trace_hook import SAMTraceHook
+
+__all__ = ['SAMTraceHook']

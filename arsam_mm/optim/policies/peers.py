@@ -1,0 +1,178 @@
+"""Schedules and reuse rules of the peer fast-SAM methods (ALGORITHM.md
+section 4), the baselines ARSAM is compared against. Each is a policy
+over the same SAM glue and math; only *when* and *what is reused* differ.
+
+* LookSAM: Liu et al., "Towards Efficient and Scalable Sharpness-Aware
+  Minimization", CVPR 2022.
+* AE-SAM: Jiang et al., "An Adaptive Policy to Employ Sharpness-Aware
+  Minimization", ICLR 2023.
+* RST / SS-SAM: Zhao et al., "Randomized Sharpness-Aware Training for
+  Boosting Computational Efficiency in Deep Learning", 2022.
+"""
+import math
+from typing import Optional
+
+import torch
+
+from ..sam_math import global_norm
+from .base import TwoPassPolicy
+
+__all__ = ['LookSAMPolicy', 'AESAMPolicy', 'RandomSAMPolicy']
+
+_TINY = 1e-12
+
+
+def _progress(iteration: int, max_iters: Optional[int]) -> float:
+    if not max_iters or max_iters <= 1:
+        return 0.0
+    return min(1.0, iteration / (max_iters - 1))
+
+
+def _dot(a, b):
+    """Global inner product of two tensor lists, loop-free:
+    ``<a, b> = (||a + b||^2 - ||a - b||^2) / 4``."""
+    return (global_norm(torch._foreach_add(a, b))**2 -
+            global_norm(torch._foreach_sub(a, b))**2) / 4
+
+
+class LookSAMPolicy(TwoPassPolicy):
+    """SAM every ``k`` iterations; the others add ``alpha * ||g|| * u``,
+    ``u`` the unit part of ``g_s`` orthogonal to ``g``.
+
+    Args:
+        k (int): a SAM iteration every k iterations (paper: 5..10).
+        alpha (float): weight of the reused direction (paper: 0.7).
+    """
+
+    needs_first_grads = True
+
+    def __init__(self, k: int = 5, alpha: float = 0.7):
+        if k < 1:
+            raise ValueError(f'LookSAM: optim_wrapper.k={k} must be >= 1.')
+        self.k, self.alpha = k, alpha
+        self.iteration = 0
+        self.direction = None
+
+    def take_two_passes(self, epoch):
+        take = self.iteration % self.k == 0
+        self.iteration += 1
+        return take
+
+    def on_sam_step(self, first_grads, sam_grads, grad_scale, index):
+        if index is not None:
+            raise RuntimeError('LookSAM needs a gradient for every perturbed '
+                               'parameter; exclude the unused ones.')
+        # g_v = g_s - (<g_s, g> / ||g||^2) g, kept as a unit vector so that
+        # the loss scale of AMP cancels out.
+        coef = _dot(sam_grads, first_grads) / (
+            global_norm(first_grads)**2).clamp_min(_TINY)
+        g_v = torch._foreach_sub(sam_grads, torch._foreach_mul(first_grads,
+                                                               coef))
+        torch._foreach_div_(g_v, global_norm(g_v).clamp_min(_TINY))
+        self.direction = g_v
+
+    def on_one_pass_step(self, grads, grad_scale, index):
+        if self.direction is None or index is not None:
+            return
+        scale = self.alpha * global_norm(grads)
+        torch._foreach_add_(grads, torch._foreach_mul(self.direction, scale))
+
+    def state_dict(self):
+        return dict(iteration=self.iteration, direction=self.direction)
+
+    def load_state_dict(self, state, device=None):
+        self.iteration = state['iteration']
+        direction = state['direction']
+        if direction is not None and device is not None:
+            direction = [t.to(device) for t in direction]
+        self.direction = direction
+
+
+class AESAMPolicy(TwoPassPolicy):
+    """SAM when ``||g||^2 >= mu + c_t * sigma`` (EMAs of the squared
+    gradient norm), ``c_t`` linear from ``lambda1`` to ``lambda2`` over
+    training; no reuse. Decides after the first backward, which every
+    iteration pays anyway (one host sync per iteration, by design).
+
+    Args:
+        delta (float): forgetting rate of the EMAs (paper: 0.9).
+        lambda1, lambda2 (float): ``c_t`` at the start and end of training.
+    """
+
+    def __init__(self, delta: float = 0.9, lambda1: float = -1.0,
+                 lambda2: float = 1.0):
+        if not 0.0 < delta < 1.0:
+            raise ValueError(
+                f'AE-SAM: optim_wrapper.delta={delta} must be in (0, 1).')
+        self.delta, self.lambda1, self.lambda2 = delta, lambda1, lambda2
+        self.iteration = 0
+        self.max_iters = None
+        self.mean = None
+        self.var = 0.0
+
+    def take_two_passes(self, epoch):
+        return None  # decided from this iteration's gradient norm
+
+    def decide_after_first_pass(self, grads, grad_scale):
+        sq_norm = global_norm(grads)**2
+        if grad_scale is not None:
+            sq_norm = sq_norm / grad_scale**2
+        sq_norm = float(sq_norm)
+        c_t = self.lambda1 + (self.lambda2 - self.lambda1) * _progress(
+            self.iteration, self.max_iters)
+        self.iteration += 1
+        if not math.isfinite(sq_norm):
+            return True  # the glue skips an overflowed step anyway
+        if self.mean is None:
+            take = True
+            self.mean = sq_norm
+        else:
+            take = sq_norm >= self.mean + c_t * math.sqrt(self.var)
+            self.mean = self.delta * self.mean + (1 - self.delta) * sq_norm
+            self.var = self.delta * self.var + (1 - self.delta) * (
+                sq_norm - self.mean)**2
+        return take
+
+    def state_dict(self):
+        return dict(iteration=self.iteration, mean=self.mean, var=self.var)
+
+    def load_state_dict(self, state, device=None):
+        self.iteration, self.mean = state['iteration'], state['mean']
+        self.var = state['var']
+
+
+class RandomSAMPolicy(TwoPassPolicy):
+    """RST: each iteration is SAM with probability ``p_t``; no reuse.
+
+    Args:
+        p (float): probability at the start (constant if ``p_end`` unset).
+        p_end (float, optional): probability at the end, linear in between.
+        seed (int): seed of the policy's own generator (same on all ranks).
+    """
+
+    def __init__(self, p: float = 0.5, p_end: Optional[float] = None,
+                 seed: int = 0):
+        for key, value in (('p', p), ('p_end', p_end)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(
+                    f'RST: optim_wrapper.{key}={value} must be in [0, 1].')
+        self.p, self.p_end = p, p_end
+        self.generator = torch.Generator().manual_seed(seed)
+        self.iteration = 0
+        self.max_iters = None
+
+    def take_two_passes(self, epoch):
+        p_t = self.p
+        if self.p_end is not None:
+            p_t += (self.p_end - self.p) * _progress(self.iteration,
+                                                     self.max_iters)
+        self.iteration += 1
+        return float(torch.rand((), generator=self.generator)) < p_t
+
+    def state_dict(self):
+        return dict(iteration=self.iteration,
+                    generator=self.generator.get_state())
+
+    def load_state_dict(self, state, device=None):
+        self.iteration = state['iteration']
+        self.generator.set_state(state['generator'])

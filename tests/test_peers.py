@@ -1,0 +1,90 @@
+"""The peer fast-SAM methods: schedules and reuse rules by hand, and each
+wrapper (and its AMP twin) through a real Runner."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_segmentor, make_runner
+
+from arsam_mm.optim import AESAMPolicy, LookSAMPolicy, RandomSAMPolicy
+
+
+def test_looksam_schedule_and_reuse():
+    policy = LookSAMPolicy(k=3, alpha=0.7)
+    policy.bind(2)
+    assert [policy.take_two_passes(0) for _ in range(7)] == [
+        True, False, False, True, False, False, True]
+    g = [torch.tensor([3.0, 0.0]), torch.tensor([4.0])]
+    g_s = [torch.tensor([3.0, 2.0]), torch.tensor([5.0])]
+    policy.on_sam_step(g, g_s, None, None)
+    # By hand: g_v = g_s - (<g_s,g>/|g|^2) g, then normalised.
+    gv = np.array([3, 2, 5.0]) - (9 + 20) / 25 * np.array([3, 0, 4.0])
+    unit = gv / np.linalg.norm(gv)
+    got = torch.cat(policy.direction).numpy()
+    np.testing.assert_allclose(got, unit, rtol=1e-5)
+    assert abs(float(np.dot(got, [3, 0, 4]))) < 1e-5  # orthogonal to g
+    grads = [torch.tensor([1.0, 2.0]), torch.tensor([2.0])]
+    policy.on_one_pass_step(grads, None, None)
+    want = np.array([1, 2, 2.0]) + 0.7 * 3.0 * unit  # ||g|| = 3
+    np.testing.assert_allclose(torch.cat(grads).numpy(), want, rtol=1e-5)
+
+
+def test_aesam_decisions_match_hand_computation():
+    delta, l1, l2, n = 0.9, -1.0, 1.0, 12
+    policy = AESAMPolicy(delta=delta, lambda1=l1, lambda2=l2)
+    policy.on_train_start(n)
+    norms = [1.0, 1.2, 0.8, 2.0, 1.0, 1.1, 3.0, 0.5, 0.9, 1.0, 2.5, 1.0]
+    got = [policy.decide_after_first_pass([torch.tensor([x])], None)
+           for x in norms]
+    mean, var, want = None, 0.0, []
+    for i, x in enumerate(norms):
+        sq, c_t = x * x, l1 + (l2 - l1) * i / (n - 1)
+        if mean is None:
+            want.append(True)
+            mean = sq
+            continue
+        want.append(sq >= mean + c_t * math.sqrt(var))
+        mean = delta * mean + (1 - delta) * sq
+        var = delta * var + (1 - delta) * (sq - mean)**2
+    assert got == want
+    assert 0 < sum(got) < n
+
+
+def test_rst_probability_and_schedule():
+    policy = RandomSAMPolicy(p=0.3, seed=4)
+    draws = [policy.take_two_passes(0) for _ in range(2000)]
+    assert abs(np.mean(draws) - 0.3) < 0.04
+    gen = torch.Generator().manual_seed(4)
+    replay = [float(torch.rand((), generator=gen)) < 0.3 for _ in range(2000)]
+    assert draws == replay
+    ramp = RandomSAMPolicy(p=0.0, p_end=1.0)
+    ramp.on_train_start(1000)
+    draws = [ramp.take_two_passes(0) for _ in range(1000)]
+    assert np.mean(draws[:200]) < 0.2 and np.mean(draws[-200:]) > 0.8
+
+
+@pytest.mark.parametrize('type_name, extra, sam_iters', [
+    ('LookSAMOptimWrapper', dict(k=3), 2),
+    ('AmpLookSAMOptimWrapper', dict(k=3), 2),
+    ('RandomSAMOptimWrapper', dict(p=0.5, seed=1), None),
+    ('AmpRandomSAMOptimWrapper', dict(p=0.5, seed=1), None),
+    ('AESAMOptimWrapper', dict(), None),
+    ('AmpAESAMOptimWrapper', dict(), None),
+])
+def test_peer_wrappers_train(tmp_path, shapes_root, type_name, extra,
+                             sam_iters):
+    runner = make_runner(
+        tmp_path, build_segmentor(), shapes_root,
+        dict(type=type_name, rho=0.05, optimizer=dict(type='SGD', lr=0.01),
+             **extra), 6)
+    runner.train()
+    wrapper = runner.optim_wrapper
+    assert wrapper.total_iters == 6
+    if sam_iters is not None:
+        assert wrapper.sam_iters == sam_iters
+    else:
+        assert 1 <= wrapper.sam_iters <= 6
+    assert runner.message_hub.get_scalar('train/sam_rate').current() == (
+        pytest.approx(wrapper.sam_iters / 6))
+    assert all(torch.isfinite(p).all() for p in runner.model.parameters())

@@ -1,0 +1,248 @@
+"""SGD, SAM, ARSAM and the peer fast-SAM methods side by side.
+
+    python tools/benchmark.py CONFIG [--methods sgd sam arsam looksam aesam rst]
+        [--seeds 0 1 2] [--iters N | --epochs N] [--embedded-data]
+        [--device cpu|cuda] [--data-root DIR] [--out DIR]
+        [--cfg-options k=v ...]
+
+Every (method, seed) trains the same config in its own process (so peak
+memory is its own) with only the optimizer wrapper type changed and the
+same seed across methods. Passes are counted by instrumentation
+(``SAMTraceHook``), not derived from the schedule. Prints one table and
+writes ``results.json`` plus PNG plots to ``--out``:
+
+* ``sam_rate.png``: fraction of two-pass iterations over training;
+* ``grad_psf_norms.png``: ||g|| and ||PSF|| over training (ARSAM's log,
+  as in the paper's Figure 2);
+* ``metric_vs_time.png``: final metric against training wall time.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import resource
+import statistics
+import subprocess
+import sys
+
+METHODS = dict(sgd='OptimWrapper', sam='SAMOptimWrapper',
+               arsam='ARSAMOptimWrapper', looksam='LookSAMOptimWrapper',
+               aesam='AESAMOptimWrapper', rst='RandomSAMOptimWrapper')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--methods', nargs='+', default=list(METHODS),
+                        choices=list(METHODS))
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, help='iteration-based run')
+    parser.add_argument('--epochs', type=int, help='epoch-based run')
+    parser.add_argument('--embedded-data', action='store_true')
+    parser.add_argument('--device', default=None)
+    parser.add_argument('--data-root', help='replaces data_root of every '
+                        'data set in the config')
+    parser.add_argument('--out', default='work_dirs/benchmark')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='key=value for every method, or '
+                        'METHOD:key=value for one (e.g. arsam:optim_wrapper.'
+                        'window=10)')
+    parser.add_argument('--metric', help='metric to report (default: mIoU, '
+                        'accuracy/top1 or coco/AP, whichever is there)')
+    parser.add_argument('--run-one', nargs=2, metavar=('METHOD', 'SEED'),
+                        help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def run_one(args, method, seed):
+    """Train one (method, seed) in this process; write its JSON."""
+    import torch
+    from mmengine.config import Config, DictAction
+    from mmengine.runner import Runner
+
+    import arsam_mm  # noqa: F401
+    from arsam_mm.runner.embedded import use_embedded_data, walk_dicts
+
+    cfg = Config.fromfile(args.config)
+    if args.embedded_data:
+        use_embedded_data(cfg)
+    if args.data_root:
+        def set_root(node):
+            if 'data_root' in node:
+                node['data_root'] = args.data_root
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            if key in cfg:
+                walk_dicts(cfg[key], set_root)
+    def parse(items):
+        return {k: DictAction._parse_iterable(v)
+                for k, v in (item.split('=', 1) for item in items)}
+
+    # ``METHOD:key=value`` applies to that method only, after the switch.
+    shared = [o for o in args.cfg_options if ':' not in o.split('=')[0]]
+    own = [o.split(':', 1)[1] for o in args.cfg_options
+           if o.split('=')[0].startswith(f'{method}:')]
+    cfg.merge_from_dict(parse(shared))
+    if args.iters:
+        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=args.iters,
+                             val_interval=args.iters)
+    elif args.epochs:
+        cfg.train_cfg = dict(by_epoch=True, max_epochs=args.epochs,
+                             val_interval=args.epochs)
+    keep = {k: v for k, v in cfg.optim_wrapper.items()
+            if k in ('optimizer', 'paramwise_cfg', 'clip_grad', 'rho')}
+    cfg.optim_wrapper = dict(type=METHODS[method], **keep)
+    if method == 'sgd':
+        cfg.optim_wrapper.pop('rho', None)
+    else:
+        cfg.optim_wrapper.setdefault('rho', 0.05)
+    cfg.merge_from_dict(parse(own))
+    cfg.randomness = dict(seed=seed)
+    cfg.work_dir = osp.join(args.out, f'{method}_seed{seed}')
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='SAMTraceHook')]
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                        by_epoch=False, interval=10**9,
+                                        save_last=False)
+    cfg.log_level = 'WARNING'
+    if args.device == 'cpu':
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = {k[len('val/'):]: float(v.current())
+               for k, v in runner.message_hub.log_scalars.items()
+               if k.startswith('val/') and 'time' not in k}
+    with open(osp.join(cfg.work_dir, 'sam_trace.json')) as f:
+        trace = json.load(f)
+    if torch.cuda.is_available() and args.device != 'cpu':
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        memory_kind = 'max allocated (GPU)'
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        memory_kind = 'peak RSS (CPU)'
+    wrapper = runner.optim_wrapper
+    result = dict(method=method, seed=seed, metrics=metrics,
+                  iters=runner.iter, forwards=trace['forwards'],
+                  backwards=trace['backwards'],
+                  train_time=trace['train_time'], peak_mb=peak_mb,
+                  memory_kind=memory_kind,
+                  sam_iters=getattr(wrapper, 'sam_iters', 0),
+                  records=trace['records'])
+    with open(osp.join(args.out, f'{method}_seed{seed}.json'), 'w') as f:
+        json.dump(result, f)
+
+
+def _mean_std(values):
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarize(args, results):
+    names = list(results[0]['metrics'])
+    preferred = [args.metric, 'mIoU', 'accuracy/top1', 'coco/AP']
+    metric = next((m for m in preferred if m in names), names[0])
+    by_method = {m: [r for r in results if r['method'] == m]
+                 for m in args.methods}
+    rows = {}
+    for method, runs in by_method.items():
+        time_mean, _ = _mean_std([r['train_time'] for r in runs])
+        value_mean, value_std = _mean_std(
+            [r['metrics'].get(metric, float('nan')) for r in runs])
+        rows[method] = dict(
+            iters=runs[0]['iters'],
+            forwards=statistics.fmean(r['forwards'] for r in runs),
+            backwards=statistics.fmean(r['backwards'] for r in runs),
+            sam_rate=statistics.fmean(r['sam_iters'] / max(r['iters'], 1)
+                                      for r in runs),
+            train_time=time_mean,
+            peak_mb=max(r['peak_mb'] for r in runs),
+            metric_mean=value_mean, metric_std=value_std, seeds=len(runs))
+    ref_sam = rows.get('sam', {}).get('train_time')
+    ref_sgd = rows.get('sgd', {}).get('train_time')
+    header = (f"{'method':<9}{'iters':>7}{'fwd':>8}{'bwd':>8}{'SAM rate':>10}"
+              f"{'time s':>9}{'/SAM':>7}{'/SGD':>7}{'peak MB':>9}"
+              f"  {metric} (mean +- std, {len(args.seeds)} seeds)")
+    lines = [header]
+    for method, row in rows.items():
+        rel_sam = row['train_time'] / ref_sam if ref_sam else float('nan')
+        rel_sgd = row['train_time'] / ref_sgd if ref_sgd else float('nan')
+        row.update(time_vs_sam=rel_sam, time_vs_sgd=rel_sgd)
+        lines.append(
+            f"{method:<9}{row['iters']:>7}{row['forwards']:>8.0f}"
+            f"{row['backwards']:>8.0f}{row['sam_rate']:>10.3f}"
+            f"{row['train_time']:>9.1f}{rel_sam:>7.2f}{rel_sgd:>7.2f}"
+            f"{row['peak_mb']:>9.0f}  {row['metric_mean']:.3f} +- "
+            f"{row['metric_std']:.3f}")
+    memory_kind = results[0]['memory_kind']
+    table = '\n'.join(lines) + f'\n(memory: {memory_kind})'
+    print(table)
+    with open(osp.join(args.out, 'results.json'), 'w') as f:
+        json.dump(dict(config=args.config, metric=metric, summary=rows,
+                       table=table, runs=results), f, indent=1)
+    plot(args, by_method, rows, metric)
+
+
+def plot(args, by_method, rows, metric):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, runs in by_method.items():
+        recs = runs[0]['records']
+        if recs and 'sam_rate' in recs[0]:
+            ax.plot([r['iter'] for r in recs], [r['sam_rate'] for r in recs],
+                    label=method)
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('fraction of two-pass iterations so far')
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(osp.join(args.out, 'sam_rate.png'), dpi=100)
+
+    if 'arsam' in by_method:
+        recs = [r for r in by_method['arsam'][0]['records']
+                if r.get('psf_ratio')]
+        if recs:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            its = [r['iter'] for r in recs]
+            ax.plot(its, [r['psf_norm'] / r['psf_ratio'] for r in recs],
+                    label='||g||')
+            ax.plot(its, [r['psf_norm'] for r in recs], label='||PSF||')
+            ax.set_xlabel('iteration (last SAM iteration\'s values)')
+            ax.set_yscale('log')
+            ax.legend()
+            ax.set_title('ARSAM: gradient and PSF norms')
+            fig.tight_layout()
+            fig.savefig(osp.join(args.out, 'grad_psf_norms.png'), dpi=100)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, row in rows.items():
+        ax.errorbar(row['train_time'], row['metric_mean'],
+                    yerr=row['metric_std'], fmt='o', capsize=3, label=method)
+    ax.set_xlabel('training wall time (s)')
+    ax.set_ylabel(metric)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(osp.join(args.out, 'metric_vs_time.png'), dpi=100)
+
+
+def main():
+    args = parse_args()
+    if args.run_one:
+        run_one(args, args.run_one[0], int(args.run_one[1]))
+        return
+    os.makedirs(args.out, exist_ok=True)
+    results = []
+    for seed in args.seeds:  # seeds outer: methods interleave in time
+        for method in args.methods:
+            path = osp.join(args.out, f'{method}_seed{seed}.json')
+            cmd = [sys.executable, __file__, *sys.argv[1:], '--run-one',
+                   method, str(seed)]
+            print(f'[benchmark] {method} seed {seed}', flush=True)
+            subprocess.run(cmd, check=True)
+            with open(path) as f:
+                results.append(json.load(f))
+    summarize(args, results)
+
+
+if __name__ == '__main__':
+    main()
