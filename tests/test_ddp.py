@@ -13,7 +13,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank, world_size, port, root, out_dir, wrapper_cfg, iters):
+def _worker(rank, world_size, port, root, out_dir, wrapper_cfg, iters,
+            custom_hooks=()):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
                       RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world_size))
@@ -24,6 +25,7 @@ def _worker(rank, world_size, port, root, out_dir, wrapper_cfg, iters):
     runner = make_runner(
         out_dir, build_segmentor(seed=rank), root, wrapper_cfg, iters,
         launcher='pytorch', experiment_name='ddp',
+        custom_hooks=list(custom_hooks),
         cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel',
                                         device_ids=None)))
     runner.train()
@@ -38,9 +40,10 @@ def _worker(rank, world_size, port, root, out_dir, wrapper_cfg, iters):
     dist.destroy_process_group()
 
 
-def _run(tmp_path, root, wrapper_cfg, iters):
+def _run(tmp_path, root, wrapper_cfg, iters, custom_hooks=()):
     mp.spawn(_worker, args=(2, _free_port(), root, str(tmp_path),
-                            wrapper_cfg, iters), nprocs=2, join=True)
+                            wrapper_cfg, iters, custom_hooks),
+             nprocs=2, join=True)
     return [torch.load(tmp_path / f'rank{r}.pth', weights_only=False)
             for r in range(2)]
 
@@ -70,5 +73,17 @@ def test_peer_ranks_stay_identical(tmp_path, shapes_root, wrapper):
     rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 7)
     assert 1 <= rank0['sam_iters'] < 7
     assert rank0['sam_iters'] == rank1['sam_iters']
+    for key, value in rank0['state'].items():
+        assert torch.equal(value, rank1['state'][key]), key
+
+
+def test_quantized_arsam_ranks_stay_identical(tmp_path, shapes_root):
+    wrapper_cfg = dict(type='ARSAMOptimWrapper', rho=0.05, window=3,
+                       warmup_iters=2,
+                       optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
+    rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 8,
+                        [dict(type='FakeQuantHook', w_bits=4, a_bits=4)])
+    steps = [k for k in rank0['state'] if k.endswith('_step')]
+    assert steps  # the step sizes are parameters, compared below
     for key, value in rank0['state'].items():
         assert torch.equal(value, rank1['state'][key]), key

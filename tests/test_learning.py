@@ -78,3 +78,4 @@ def test_classification_learns(tmp_path):
                            'accuracy/top1', options, batch_size=32)
     # Three balanced classes, 150 val images: chance is 33% +- 4%.
     assert after > 55.0 and after > before + 20.0
+

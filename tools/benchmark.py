@@ -49,6 +49,8 @@ def parse_args():
                         'window=10)')
     parser.add_argument('--metric', help='metric to report (default: mIoU, '
                         'accuracy/top1 or coco/AP, whichever is there)')
+    parser.add_argument('--summarize-only', action='store_true',
+                        help='rebuild table and plots from the JSONs in --out')
     parser.add_argument('--run-one', nargs=2, metavar=('METHOD', 'SEED'),
                         help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -235,6 +237,10 @@ def main():
     for seed in args.seeds:  # seeds outer: methods interleave in time
         for method in args.methods:
             path = osp.join(args.out, f'{method}_seed{seed}.json')
+            if args.summarize_only:
+                with open(path) as f:
+                    results.append(json.load(f))
+                continue
             cmd = [sys.executable, __file__, *sys.argv[1:], '--run-one',
                    method, str(seed)]
             print(f'[benchmark] {method} seed {seed}', flush=True)

@@ -1,3 +1,4 @@
+from .fake_quant_hook import FakeQuantHook
 from .sam_trace_hook import SAMTraceHook
 
-__all__ = ['SAMTraceHook']
+__all__ = ['SAMTraceHook', 'FakeQuantHook']

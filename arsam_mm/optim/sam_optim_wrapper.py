@@ -41,12 +41,22 @@ from .sam_math import clone_tensors, sam_perturbation
 __all__ = [
     'SAMOptimWrapper', 'ARSAMOptimWrapper', 'AmpSAMOptimWrapper',
     'AmpARSAMOptimWrapper', 'SharpnessAwareMixin', 'AmpSharpnessAwareMixin',
-    'AmpOnAnyDevice', 'policy_arguments'
+    'AmpOnAnyDevice', 'policy_arguments', 'in_perturbed_pass'
 ]
 
 
 # ``_decision`` before optim_context ran (``None`` means: decide later).
 _NO_CONTEXT = object()
+_PERTURBED_PASS = [False]
+
+
+def in_perturbed_pass() -> bool:
+    """True during a wrapper's second forward/backward (at ``w + e``).
+
+    Layers with data-dependent initialisation (LSQ step sizes) use it to
+    keep that logic out of the perturbed pass.
+    """
+    return _PERTURBED_PASS[0]
 
 
 def _config_error(key: str, problem: str, fix: str) -> ValueError:
@@ -144,9 +154,10 @@ class SharpnessAwareMixin:
             p for group in self.optimizer.param_groups
             for p in group['params'] if p.requires_grad
         ]
+        # Quantizer step sizes (``lsq_step``) are never perturbed (SAQ).
         perturbed = [
-            p for p in params
-            if not any(r.search(names.get(id(p), '')) for r in self.exclude)
+            p for p in params if not getattr(p, 'lsq_step', False)
+            and not any(r.search(names.get(id(p), '')) for r in self.exclude)
         ]
         if not perturbed:
             raise _config_error(
@@ -293,12 +304,14 @@ class SharpnessAwareMixin:
             del perturbation
             torch._foreach_zero_([p.grad for p in self._params
                                   if p.grad is not None])
+        _PERTURBED_PASS[0] = True
         try:
             with self._batchnorm_stats_frozen(), self._forward_context():
                 losses = self._model._run_forward(self._batch, mode='loss')
             sam_loss, _ = self._inner.parse_losses(losses)
             self._backward_uncounted(self.scale_loss(sam_loss))
         finally:
+            _PERTURBED_PASS[0] = False
             with torch.no_grad():
                 torch._foreach_copy_(params, weights)
         sam_grads = [p.grad for p in params]

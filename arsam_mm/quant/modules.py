@@ -1,0 +1,96 @@
+"""Fake-quantized ``Conv2d``/``Linear``: the *same* module objects with
+their class swapped, so the weight and bias Parameters (already held by
+the optimizer and by DDP) stay the same objects.
+
+Weights: signed, a step per output channel. Activations (the layer input):
+a step per tensor, unsigned when the first batch it sees is non-negative
+(after a ReLU), signed otherwise. Steps are initialised from the first
+batch outside a SAM perturbed pass, averaged over ranks.
+"""
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..optim.sam_optim_wrapper import in_perturbed_pass
+from .lsq import lsq_fake_quant, lsq_init_step, quant_range
+
+__all__ = ['QuantConv2d', 'QuantLinear', 'quantize_module', 'QUANT_TYPES']
+
+
+def _mean_over_ranks(tensor):
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor)
+        tensor /= dist.get_world_size()
+    return tensor
+
+
+class _LSQMixin:
+    """Shared state and logic of the quantized layers."""
+
+    def _setup_quant(self, w_bits, a_bits):
+        weight = self.weight
+        self.w_bits, self.a_bits = w_bits, a_bits
+        channels = weight.shape[0]
+        shape = (channels, ) + (1, ) * (weight.dim() - 1)
+        self.weight_step = nn.Parameter(
+            weight.new_ones(shape), requires_grad=True)
+        self.act_step = nn.Parameter(weight.new_ones(()), requires_grad=True)
+        for step in (self.weight_step, self.act_step):
+            step.lsq_step = True  # never perturbed by SAM-family wrappers
+        self.register_buffer('quant_initialized', weight.new_zeros(()))
+        self.register_buffer('act_signed', weight.new_ones(()))
+
+    def _act_range(self):
+        return quant_range(self.a_bits, bool(self.act_signed > 0))
+
+    @torch.no_grad()
+    def _initialize(self, x):
+        stats = torch.stack([
+            x.abs().mean(),
+            (x.min() < 0).float(),
+        ])
+        stats = _mean_over_ranks(stats)
+        self.act_signed.fill_(float(stats[1] > 0))
+        _, qp = self._act_range()
+        self.act_step.copy_((2 * stats[0] / qp**0.5).clamp_min(1e-8))
+        _, w_qp = quant_range(self.w_bits, True)
+        self.weight_step.copy_(
+            lsq_init_step(self.weight, w_qp, dim=0).view_as(self.weight_step))
+        self.quant_initialized.fill_(1)
+
+    def _quantized_inputs(self, x):
+        if not bool(self.quant_initialized) and not in_perturbed_pass():
+            self._initialize(x)
+        w_qn, w_qp = quant_range(self.w_bits, True)
+        weight = lsq_fake_quant(self.weight, self.weight_step, w_qn, w_qp)
+        if self.a_bits is not None:
+            qn, qp = self._act_range()
+            x = lsq_fake_quant(x, self.act_step, qn, qp)
+        return x, weight
+
+
+class QuantConv2d(_LSQMixin, nn.Conv2d):
+
+    def forward(self, x):
+        x, weight = self._quantized_inputs(x)
+        return self._conv_forward(x, weight, self.bias)
+
+
+class QuantLinear(_LSQMixin, nn.Linear):
+
+    def forward(self, x):
+        x, weight = self._quantized_inputs(x)
+        return F.linear(x, weight, self.bias)
+
+
+QUANT_TYPES = {nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear}
+
+
+def quantize_module(module: nn.Module, w_bits: int, a_bits) -> nn.Module:
+    """Turn ``module`` (exactly Conv2d or Linear) into its quantized twin in
+    place, keeping every existing Parameter object."""
+    target = QUANT_TYPES[type(module)]
+    module.__class__ = target
+    module._setup_quant(w_bits, a_bits)
+    return module

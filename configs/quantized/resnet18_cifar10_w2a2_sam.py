@@ -1,0 +1,3 @@
+# W2A2 LSQ fake-quantized twin of resnet18_cifar10_sam.py (SAM).
+_base_ = '../classification/resnet18_cifar10_sam.py'
+custom_hooks = [dict(type='FakeQuantHook', w_bits=2, a_bits=2)]
