@@ -40,9 +40,22 @@ class _LSQMixin:
             step.lsq_step = True  # never perturbed by SAM-family wrappers
         self.register_buffer('quant_initialized', weight.new_zeros(()))
         self.register_buffer('act_signed', weight.new_ones(()))
+        self._host_flags = None
+
+    def _flags(self):
+        """``(initialized, act_signed)`` as Python bools, read from the
+        buffers once instead of on every forward (a device sync on GPU)."""
+        if self._host_flags is None:
+            self._host_flags = (bool(self.quant_initialized),
+                                bool(self.act_signed > 0))
+        return self._host_flags
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._host_flags = None  # the buffers may have changed
 
     def _act_range(self):
-        return quant_range(self.a_bits, bool(self.act_signed > 0))
+        return quant_range(self.a_bits, self._flags()[1])
 
     @torch.no_grad()
     def _initialize(self, x):
@@ -52,15 +65,17 @@ class _LSQMixin:
         ])
         stats = _mean_over_ranks(stats)
         self.act_signed.fill_(float(stats[1] > 0))
+        self._host_flags = None
         _, qp = self._act_range()
         self.act_step.copy_((2 * stats[0] / qp**0.5).clamp_min(1e-8))
         _, w_qp = quant_range(self.w_bits, True)
         self.weight_step.copy_(
             lsq_init_step(self.weight, w_qp, dim=0).view_as(self.weight_step))
         self.quant_initialized.fill_(1)
+        self._host_flags = None
 
     def _quantized_inputs(self, x):
-        if not bool(self.quant_initialized) and not in_perturbed_pass():
+        if not self._flags()[0] and not in_perturbed_pass():
             self._initialize(x)
         w_qn, w_qp = quant_range(self.w_bits, True)
         weight = lsq_fake_quant(self.weight, self.weight_step, w_qn, w_qp)
