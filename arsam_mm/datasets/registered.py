@@ -9,6 +9,20 @@ when that package is not installed.
 
 __all__ = []
 
+
+class _GeneratedOnFirstUse:
+    """Generate the files under ``data_root`` (``generate``: arguments of
+    :attr:`generator`), then initialise the upstream dataset class."""
+
+    generator = None  # staticmethod(generate_...) in each subclass
+    defaults: dict = {}  # upstream arguments that fit the generated files
+
+    def __init__(self, data_root: str, generate: dict = None, **kwargs):
+        self.generator(data_root, **(generate or {}))
+        for key, value in self.defaults.items():
+            kwargs.setdefault(key, value)
+        super().__init__(data_root=data_root, **kwargs)
+
 try:
     from mmseg.datasets import BaseSegDataset
     from mmseg.registry import DATASETS as SEG_DATASETS
@@ -19,17 +33,12 @@ if SEG_DATASETS is not None:
     from .shapes_seg import SHAPE_CLASSES, SHAPE_PALETTE, generate_shapes_dataset
 
     @SEG_DATASETS.register_module()
-    class ShapesSegDataset(BaseSegDataset):
-        """The generated shapes segmentation set (``generate``: arguments of
-        :func:`generate_shapes_dataset`)."""
+    class ShapesSegDataset(_GeneratedOnFirstUse, BaseSegDataset):
+        """The generated shapes segmentation set."""
 
         METAINFO = dict(classes=SHAPE_CLASSES, palette=SHAPE_PALETTE)
-
-        def __init__(self, data_root: str, generate: dict = None, **kwargs):
-            generate_shapes_dataset(data_root, **(generate or {}))
-            kwargs.setdefault('img_suffix', '.png')
-            kwargs.setdefault('seg_map_suffix', '.png')
-            super().__init__(data_root=data_root, **kwargs)
+        generator = staticmethod(generate_shapes_dataset)
+        defaults = dict(img_suffix='.png', seg_map_suffix='.png')
 
     __all__.append('ShapesSegDataset')
 
@@ -43,13 +52,10 @@ if POSE_DATASETS is not None:
     from .stick_figures import generate_stick_figures
 
     @POSE_DATASETS.register_module()
-    class StickFigureCocoDataset(CocoDataset):
-        """The generated stick-figure keypoint set, read as COCO
-        (``generate``: arguments of :func:`generate_stick_figures`)."""
+    class StickFigureCocoDataset(_GeneratedOnFirstUse, CocoDataset):
+        """The generated stick-figure keypoint set, read as COCO."""
 
-        def __init__(self, data_root: str, generate: dict = None, **kwargs):
-            generate_stick_figures(data_root, **(generate or {}))
-            super().__init__(data_root=data_root, **kwargs)
+        generator = staticmethod(generate_stick_figures)
 
     __all__.append('StickFigureCocoDataset')
 
@@ -63,16 +69,12 @@ if CLS_DATASETS is not None:
     from .shapes_cls import SHAPE_CLS_CLASSES, generate_shapes_cls_dataset
 
     @CLS_DATASETS.register_module()
-    class ShapesClsDataset(CustomDataset):
-        """The generated shapes classification set as class folders
-        (``generate``: arguments of :func:`generate_shapes_cls_dataset`)."""
+    class ShapesClsDataset(_GeneratedOnFirstUse, CustomDataset):
+        """The generated shapes classification set as class folders."""
 
         METAINFO = dict(classes=SHAPE_CLS_CLASSES)
-
-        def __init__(self, data_root: str, generate: dict = None, **kwargs):
-            generate_shapes_cls_dataset(data_root, **(generate or {}))
-            kwargs.setdefault('with_label', True)
-            super().__init__(data_root=data_root, **kwargs)
+        generator = staticmethod(generate_shapes_cls_dataset)
+        defaults = dict(with_label=True)
 
     __all__.append('ShapesClsDataset')
 
