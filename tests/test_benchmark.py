@@ -29,3 +29,35 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     assert results['metric'] == 'mIoU'
     for name in ('sam_rate.png', 'metric_vs_time.png', 'grad_psf_norms.png'):
         assert (out / name).stat().st_size > 1000
+
+
+def test_benchmark_step_synthetic_batch_at_config_size():
+    """benchmark_step --synthetic: a random batch of the config's real
+    input size (no data set), every row timed, here with fake-quant."""
+    out = subprocess.run([
+        sys.executable, osp.join(ROOT, 'tools', 'benchmark_step.py'),
+        osp.join(ROOT, 'configs', 'classification',
+                 'resnet18_cifar10_arsam.py'),
+        '--synthetic', '--device', 'cpu', '--iters', '1', '--warmup', '0',
+        '--batch-size', '2', '--quant', '4', '4'
+    ], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    assert 'input: synthetic, W4A4' in out
+    rows = [line for line in out.splitlines()
+            if line.startswith(('plain SGD', 'hand-written', 'SAMOptim',
+                                'ARSAM'))]
+    assert len(rows) == 5
+
+
+def test_synthetic_batch_matches_the_seg_config():
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from arsam_mm.runner.synthetic import synthetic_batch
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs', 'segmentation',
+        'fcn_r50-d8_cityscapes-512x1024_arsam.py'))
+    init_default_scope('mmseg')
+    batch = synthetic_batch(cfg, 2)
+    assert [tuple(x.shape) for x in batch['inputs']] == [(3, 512, 1024)] * 2
+    label = batch['data_samples'][0].gt_sem_seg.data
+    assert label.shape == (1, 512, 1024) and int(label.max()) < 19

@@ -1,12 +1,20 @@
 """Time one training iteration, side by side, on the same model and batch.
 
     python tools/benchmark_step.py [CONFIG] [--iters 20] [--device cpu]
+        [--synthetic | --embedded-data] [--batch-size N] [--amp]
+        [--quant W A]
 
 Rows: plain SGD (mmengine ``OptimWrapper``); a hand-written foreach SAM
 loop (what a user would write without us); ``SAMOptimWrapper``; an ARSAM
 one-pass (reuse) iteration that mixes the stored PSF; an ARSAM SAM
 iteration. The methods run interleaved, round after round, and the table
 reports medians and ratios (machines are shared: read the ratios).
+
+``--synthetic`` times the config's real input size without its data set:
+one random batch shaped like the training crop (mmseg: ``crop_size``;
+mmpretrain: the train pipeline's crop), random labels. ``--amp`` uses the
+mixed-precision twins (the hand-written row is left out). ``--quant W A``
+fake-quantizes the model first (``FakeQuantHook``'s layer choice).
 """
 import argparse
 import copy
@@ -27,6 +35,17 @@ def parse_args():
     parser.add_argument('--batch-size', type=int, default=None)
     parser.add_argument('--device', default=None,
                         help='cpu or cuda (default: cuda if available)')
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument('--synthetic', action='store_true',
+                      help='a random batch of the config\'s input size '
+                      '(no data set needed; mmseg and mmpretrain configs)')
+    data.add_argument('--embedded-data', action='store_true',
+                      help='the package\'s generated data (as tools/train.py)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed-precision twins of every wrapper')
+    parser.add_argument('--quant', type=int, nargs=2, metavar=('W', 'A'),
+                        help='fake-quantize the model to W-bit weights and '
+                        'A-bit activations first')
     return parser.parse_args()
 
 
@@ -66,23 +85,53 @@ def hand_written_sam_step(model, batch, optimizer, rho=0.05):
 def main():
     args = parse_args()
     from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import Runner
 
+    from arsam_mm.hooks import FakeQuantHook
+    from arsam_mm.optim.sam_optim_wrapper import AmpOnAnyDevice
+    from arsam_mm.runner.embedded import use_embedded_data
+    from arsam_mm.runner.synthetic import synthetic_batch
+
     cfg = Config.fromfile(args.config)
+    if args.embedded_data:
+        use_embedded_data(cfg, batch_size=args.batch_size or 4)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     device = torch.device(args.device or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
-    loader_cfg = copy.deepcopy(cfg.train_dataloader)
-    if args.batch_size:
-        loader_cfg.batch_size = args.batch_size
-    batch = next(iter(Runner.build_dataloader(loader_cfg)))
+    batch_size = args.batch_size or cfg.train_dataloader.batch_size
+    if args.synthetic:
+        batch = synthetic_batch(cfg, batch_size)
+    else:
+        loader_cfg = copy.deepcopy(cfg.train_dataloader)
+        loader_cfg.batch_size = batch_size
+        batch = next(iter(Runner.build_dataloader(loader_cfg)))
     optimizer_cfg = cfg.optim_wrapper.optimizer
 
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = bool(
+            cfg.get('env_cfg', {}).get('cudnn_benchmark', False))
     torch.manual_seed(0)
-    base = MODELS.build(cfg.model).to(device)
+    # One process, as the Runner does without a launcher: SyncBN -> BN.
+    base = revert_sync_batchnorm(MODELS.build(cfg.model))
+    if args.quant:
+        FakeQuantHook(w_bits=args.quant[0], a_bits=args.quant[1]).quantize(
+            base)
+    base = base.to(device)
     base.train()
+
+    wrappers = {
+        'sgd': dict(type=AmpOnAnyDevice if args.amp else 'OptimWrapper'),
+        'sam': dict(type='SAMOptimWrapper'),
+        'arsam_reuse': dict(type='ARSAMOptimWrapper', warmup_iters=1,
+                            max_reuse=10**9),
+        'arsam_sam': dict(type='ARSAMOptimWrapper', warmup_iters=10**9),
+    }
+    if args.amp:
+        for kind in ('sam', 'arsam_reuse', 'arsam_sam'):
+            wrappers[kind]['type'] = 'Amp' + wrappers[kind]['type']
 
     def setup(kind):
         model = copy.deepcopy(base)
@@ -91,14 +140,6 @@ def main():
                 model, dict(type='OptimWrapper', optimizer=optimizer_cfg))
             opt = wrapper.optimizer
             return lambda: hand_written_sam_step(model, copy.copy(batch), opt)
-        wrappers = {
-            'sgd': dict(type='OptimWrapper'),
-            'sam': dict(type='SAMOptimWrapper'),
-            'arsam_reuse': dict(type='ARSAMOptimWrapper', warmup_iters=1,
-                                max_reuse=10**9),
-            'arsam_sam': dict(type='ARSAMOptimWrapper',
-                              warmup_iters=10**9),
-        }
         wrapper = build_optim_wrapper(
             model, dict(wrappers[kind], optimizer=optimizer_cfg))
         step = lambda: model.train_step(copy.copy(batch), wrapper)  # noqa
@@ -114,8 +155,13 @@ def main():
         'arsam_reuse': 'ARSAM reuse iteration',
         'arsam_sam': 'ARSAM SAM iteration',
     }
+    if args.amp:
+        names = {k: v.replace('OptimWrapper', 'AmpOptimWrapper').replace(
+            'SAMAmp', 'AmpSAM') for k, v in names.items() if k != 'hand'}
     steps = {kind: setup(kind) for kind in names}
     times = {kind: [] for kind in names}
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
     for round_ in range(args.warmup + args.iters):
         for kind, step in steps.items():
             _sync(device)
@@ -126,12 +172,19 @@ def main():
                 times[kind].append(time.perf_counter() - start)
 
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f'device: {device}, config: {args.config}, batch: '
-          f'{loader_cfg.batch_size}, rounds: {args.iters} (median)')
-    print(f"{'method':<28}{'s/iter':>9}{'/ SGD':>8}{'/ hand SAM':>12}")
+    ref = 'hand' if 'hand' in med else 'sam'
+    card = (torch.cuda.get_device_name(device) if device.type == 'cuda'
+            else 'cpu')
+    print(f'device: {card}, config: {args.config}, batch: {batch_size}, '
+          f'input: {"synthetic" if args.synthetic else "data"}'
+          f'{", amp" if args.amp else ""}'
+          f'{", W%dA%d" % tuple(args.quant) if args.quant else ""}, '
+          f'rounds: {args.iters} (median)')
+    ref_label = '/ hand SAM' if ref == 'hand' else '/ SAM'
+    print(f"{'method':<31}{'s/iter':>9}{'/ SGD':>8}{ref_label:>12}")
     for kind, label in names.items():
-        print(f'{label:<28}{med[kind]:>9.4f}{med[kind] / med["sgd"]:>8.3f}'
-              f'{med[kind] / med["hand"]:>12.3f}')
+        print(f'{label:<31}{med[kind]:>9.4f}{med[kind] / med["sgd"]:>8.3f}'
+              f'{med[kind] / med[ref]:>12.3f}')
 
 
 if __name__ == '__main__':

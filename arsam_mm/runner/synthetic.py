@@ -1,0 +1,73 @@
+"""Random inputs shaped like a config's training batch, for timing and
+export without the config's data set (``tools/benchmark_step.py
+--synthetic``, ``tools/export_quantized.py --onnx``)."""
+import torch
+
+__all__ = ['train_input_size', 'input_channels', 'synthetic_batch']
+
+
+def input_channels(cfg) -> int:
+    """Image channels the model's data preprocessor normalises."""
+    preprocessor = cfg.model.get('data_preprocessor') or cfg.get(
+        'data_preprocessor', {})
+    return len(preprocessor.get('mean', (0, 0, 0)))
+
+
+def train_input_size(cfg):
+    """(H, W) of the training input: mmseg's ``crop_size`` variable, mmpose's
+    codec ``input_size`` (W, H), else the first crop/resize size in the train
+    pipeline."""
+    if cfg.get('crop_size'):
+        return tuple(cfg.crop_size)
+    codec = cfg.get('codec')
+    if isinstance(codec, dict) and codec.get('input_size'):
+        width, height = codec['input_size']
+        return height, width
+    for step in cfg.train_dataloader.dataset.get('pipeline', []):
+        for key in ('crop_size', 'scale'):
+            size = step.get(key)
+            if isinstance(size, int):
+                return size, size
+            if isinstance(size, (list, tuple)) and len(size) == 2:
+                return tuple(size)
+    raise ValueError(
+        'No input size in this config (neither crop_size, codec.input_size '
+        'nor a crop in train_dataloader.dataset.pipeline); pass it '
+        'explicitly (e.g. --shape H W).')
+
+
+def synthetic_batch(cfg, batch_size):
+    """One random batch in the format the config's data loader yields."""
+    from mmengine.structures import PixelData
+    height, width = train_input_size(cfg)
+    scope = cfg.get('default_scope')
+    generator = torch.Generator().manual_seed(0)
+    channels = input_channels(cfg)
+    inputs = [torch.randint(0, 256, (channels, height, width),
+                            generator=generator, dtype=torch.uint8)
+              for _ in range(batch_size)]
+    samples = []
+    if scope == 'mmseg':
+        from mmseg.structures import SegDataSample
+        head = cfg.model.decode_head
+        num_classes = (head[-1] if isinstance(head, list) else
+                       head)['num_classes']
+        for _ in range(batch_size):
+            label = torch.randint(0, num_classes, (1, height, width),
+                                  generator=generator)
+            sample = SegDataSample(metainfo=dict(
+                img_shape=(height, width), ori_shape=(height, width),
+                pad_shape=(height, width)))
+            sample.gt_sem_seg = PixelData(data=label)
+            samples.append(sample)
+    elif scope == 'mmpretrain':
+        from mmpretrain.structures import DataSample
+        num_classes = cfg.model.head.num_classes
+        for _ in range(batch_size):
+            label = torch.randint(0, num_classes, (1, ), generator=generator)
+            samples.append(DataSample().set_gt_label(label))
+    else:
+        raise ValueError(
+            f'--synthetic: default_scope={scope!r}: only mmseg and '
+            'mmpretrain configs; use --embedded-data for the others.')
+    return dict(inputs=inputs, data_samples=samples)
