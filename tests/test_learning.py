@@ -79,3 +79,18 @@ def test_classification_learns(tmp_path):
     # Three balanced classes, 150 val images: chance is 33% +- 4%.
     assert after > 55.0 and after > before + 20.0
 
+
+
+def test_quantized_classification_learns(tmp_path):
+    """W4A4 LSQ (FakeQuantHook) with ARSAM: the fake-quantized model is
+    what val() scores, before and after training."""
+    options = dict(_iter_loop(300), **{
+        'model.backbone.base_channels': 16,
+        'model.head.in_channels': 128,
+        'optim_wrapper.optimizer': dict(_delete_=True, type='Adam', lr=1e-3),
+        'param_scheduler': [dict(type='ConstantLR', factor=1.0, begin=0,
+                                 end=300, by_epoch=False)],
+    })
+    before, after = _train(tmp_path, 'quantized/resnet18_cifar10_w4a4_arsam.py',
+                           'accuracy/top1', options, batch_size=32)
+    assert after > 55.0 and after > before + 20.0

@@ -1,12 +1,25 @@
 """LSQ fake quantization and FakeQuantHook with the SAM-family wrappers."""
+import copy
 import math
+import os.path as osp
+import subprocess
+import sys
+import types
 
+import onnx
+import onnxruntime
 import pytest
 import torch
-from conftest import build_segmentor, make_runner
+import torch.nn.functional as F
+from conftest import build_segmentor, make_runner, tiny_segmentor_cfg
+from mmengine.config import Config
 from mmengine.hooks import Hook
+from mmengine.optim import build_optim_wrapper
+from mmengine.runner import load_checkpoint
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from arsam_mm.hooks import FakeQuantHook
+from arsam_mm.optim.sam_math import global_norm
 from arsam_mm.quant import lsq_fake_quant, lsq_init_step, lsq_to_int, quant_range
 
 
@@ -49,7 +62,8 @@ def test_per_channel_steps_and_integer_round_trip():
 @pytest.mark.parametrize('kwargs, key', [
     (dict(w_bits=1), 'w_bits'), (dict(a_bits=9), 'a_bits'),
     (dict(types=['Conv3d']), 'types'), (dict(first_last_bits=16),
-                                         'first_last_bits')])
+                                         'first_last_bits'),
+    (dict(perturb='weights'), 'perturb')])
 def test_bad_hook_settings_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=f'FakeQuantHook.{key}'):
         FakeQuantHook(**kwargs)
@@ -64,6 +78,11 @@ def test_quantize_keeps_parameter_objects():
     for name, param in before.items():
         assert after[name] is param
     assert layers[0].w_bits == 8 and layers[1].w_bits == 4  # first at 8
+    assert model.decode_head.conv_seg.w_bits == 8  # the head's output
+    assert sum(m.w_bits == 8 for m in layers) == 2
+    copied = copy.deepcopy(model)  # e.g. benchmark_step, EMA: still steps
+    assert all(getattr(p, 'lsq_step', False) == n.endswith('_step')
+               for n, p in copied.named_parameters())
 
 
 def _quant_runner(tmp_path, root, iters, **kwargs):
@@ -106,6 +125,7 @@ def test_quantized_arsam_trains_and_never_perturbs_steps(tmp_path,
     changed = [not torch.equal(p, snapshot.values[n])
                for n, p in steps.items()]
     assert sum(changed) > 0.5 * len(changed)  # the step sizes learn
+    assert all(bool((p > 0).all()) for p in steps.values())
 
 
 def test_quantized_resume_is_exact(tmp_path, shapes_root):
@@ -122,3 +142,144 @@ def test_quantized_resume_is_exact(tmp_path, shapes_root):
     assert any(k.endswith('weight_step') for k in a)
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def _reference_saq_step(model, data, optimizer, rho):
+    """SAQ by hand: e from dL/dQ(w) (quantized layers) and dL/dp (the
+    rest), added to Q(w) resp. to p, step sizes never perturbed."""
+    layers = [m for m in model.modules() if hasattr(m, 'weight_step')]
+    quantized, offsets = {}, {}
+
+    def forward(self, x):
+        x, weight = self._quantized_inputs(x)
+        if self in offsets:
+            weight = weight + offsets[self]
+        else:
+            weight.retain_grad()
+            quantized[self] = weight
+        if isinstance(self, torch.nn.Conv2d):
+            return self._conv_forward(x, weight, self.bias)
+        return F.linear(x, weight, self.bias)
+
+    for layer in layers:
+        layer.forward = types.MethodType(forward, layer)
+    loss, _ = model.parse_losses(model(**data, mode='loss'))
+    loss.backward()
+    by_weight = {id(m.weight): m for m in layers}
+    perturbed = [p for p in model.parameters()
+                 if p.grad is not None and not getattr(p, 'lsq_step', False)]
+    grads = [quantized[by_weight[id(p)]].grad if id(p) in by_weight
+             else p.grad for p in perturbed]
+    # The norm as sam_math takes it: float32 rounding differences would be
+    # amplified by the 4-bit activation rounding downstream.
+    norm = global_norm(grads)
+    saved = {}
+    with torch.no_grad():
+        for p, g in zip(perturbed, grads):
+            e = g * (rho / (norm + 1e-12))
+            if id(p) in by_weight:
+                offsets[by_weight[id(p)]] = e
+            else:
+                saved[p] = p.clone()
+                p.add_(e)
+    optimizer.zero_grad()
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            m.momentum = 0.0
+    loss, _ = model.parse_losses(model(**data, mode='loss'))
+    loss.backward()
+    with torch.no_grad():
+        for p, weight in saved.items():
+            p.copy_(weight)
+    optimizer.step()
+
+
+def test_saq_mode_perturbs_the_quantized_weights(seg_batches):
+    """perturb='quantized' against a hand-written SAQ step: the latent
+    weights of quantized layers stay put, Q(w) moves along dL/dQ(w)."""
+    model = build_segmentor(seed=3)
+    # 2-bit weights: clipped ones make dL/dQ(w) and dL/dw differ.
+    hook = FakeQuantHook(w_bits=2, a_bits=4, perturb='quantized')
+    hook.quantize(model)
+    model.train()
+    with torch.no_grad():  # LSQ initialisation, the same in both copies
+        model(**model.data_preprocessor(copy.deepcopy(seg_batches[0]), True),
+              mode='loss')
+    reference = copy.deepcopy(model)
+    wrapper = build_optim_wrapper(model, dict(
+        type='SAMOptimWrapper', rho=0.5,
+        optimizer=dict(type='SGD', lr=0.1)))
+    model.train_step(copy.deepcopy(seg_batches[1]), wrapper)
+    for layer in reference.modules():
+        if hasattr(layer, 'weight_step'):
+            layer.perturb_quantized = False  # the hand-written path
+    data = reference.data_preprocessor(copy.deepcopy(seg_batches[1]), True)
+    _reference_saq_step(reference, data,
+                        torch.optim.SGD(reference.parameters(), lr=0.1),
+                        rho=0.5)
+    ours, want = dict(model.named_parameters()), dict(
+        reference.named_parameters())
+    for name, param in ours.items():
+        torch.testing.assert_close(param, want[name], rtol=1e-5, atol=1e-6,
+                                   msg=lambda m, k=name: f'{k}: {m}')
+
+
+def test_export_tool_integer_and_onnx_round_trip(tmp_path, shapes_root):
+    """tools/export_quantized.py on a trained quantized checkpoint: the
+    dequantized integers equal the fake-quant weights exactly, and the QDQ
+    ONNX graph reproduces the PyTorch fake-quant model in onnxruntime."""
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    runner = _quant_runner(
+        tmp_path, shapes_root, 3,
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           by_epoch=False, interval=3)))
+    runner.train()
+    config = tmp_path / 'quantized.py'
+    Config(dict(
+        model=tiny_segmentor_cfg(), default_scope='mmseg',
+        custom_imports=dict(imports=['arsam_mm']),
+        custom_hooks=[dict(type='FakeQuantHook', w_bits=4, a_bits=4)],
+    )).dump(str(config))
+    ckpt = str(tmp_path / 'iter_3.pth')
+    out = subprocess.run(
+        [sys.executable, osp.join(root, 'tools', 'export_quantized.py'),
+         str(config), ckpt, '--onnx', '--shape', '32', '32'],
+        check=True, capture_output=True, text=True, cwd=root).stdout
+    assert 'smaller' in out and 'max |diff|' in out, out
+
+    exported = torch.load(ckpt[:-4] + '_int.pth', weights_only=False)
+    model = build_segmentor()
+    FakeQuantHook(w_bits=4, a_bits=4).quantize(model)
+    load_checkpoint(model, ckpt, map_location='cpu', strict=True)
+    modules = dict(model.named_modules())
+    assert len(exported['layers']) == len(
+        [m for m in modules.values() if hasattr(m, 'weight_step')])
+    for name, layer in exported['layers'].items():
+        module = modules[name]
+        qn, qp = quant_range(layer['w_bits'], True)
+        assert layer['weight_int'].min() >= qn
+        assert layer['weight_int'].max() <= qp
+        assert torch.equal(
+            layer['weight_int'].float() * layer['weight_step'],
+            lsq_fake_quant(module.weight, module.weight_step, qn, qp))
+    size = exported['size']
+    assert size['quantized_bytes'] < size['full_precision_bytes'] / 4
+
+    path = ckpt[:-4] + '_qdq.onnx'
+    nodes = [n.op_type for n in onnx.load(path).graph.node]
+    quantized = len(exported['layers'])
+    assert nodes.count('QuantizeLinear') == 2 * quantized
+    assert nodes.count('DequantizeLinear') == 2 * quantized
+    model.eval()
+    torch.manual_seed(0)
+    inputs = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = model(inputs, mode='tensor')
+    got = onnxruntime.InferenceSession(
+        path, providers=['CPUExecutionProvider']).run(
+            None, {'inputs': inputs.numpy()})[0]
+    got = torch.from_numpy(got)
+    assert got.shape == want.shape
+    # Equal up to float accumulation order and the odd rounding tie.
+    close = torch.isclose(got, want, rtol=1e-3, atol=1e-3 * want.abs().max())
+    assert close.float().mean() > 0.999

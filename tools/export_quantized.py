@@ -1,11 +1,15 @@
-"""Export a model trained with FakeQuantHook as integer weights + scales.
+"""Export a model trained with FakeQuantHook: integer weights + scales, and
+optionally ONNX with QuantizeLinear/DequantizeLinear (QDQ) nodes.
 
     python tools/export_quantized.py CONFIG CKPT [--out FILE]
+        [--onnx [FILE]] [--shape H W]
 
 Writes ``{layers: {name: {weight_int, weight_step, act_step, ...}},
 float_params, size}`` with ``torch.save`` and prints the model size at the
-trained bit widths next to full precision. ONNX with QDQ nodes is not
-written (see README).
+trained bit widths next to full precision. With ``--onnx`` it also writes
+the QDQ graph of ``model(inputs, mode='tensor')`` for one input of the
+config's training size (or ``--shape``) and, when onnxruntime is
+installed, prints how far its output is from the PyTorch fake-quant model.
 """
 import argparse
 
@@ -16,29 +20,70 @@ from mmengine.runner import load_checkpoint
 
 import arsam_mm  # noqa: F401
 from arsam_mm.hooks import FakeQuantHook
-from arsam_mm.quant.export import export_integer_weights
+from arsam_mm.quant.export import export_integer_weights, export_onnx_qdq
+from arsam_mm.runner.synthetic import input_channels, train_input_size
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--out', default=None)
-    args = parser.parse_args()
-    cfg = Config.fromfile(args.config)
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    parser.add_argument('--onnx', nargs='?', const='', default=None,
+                        metavar='FILE', help='also write a QDQ ONNX graph '
+                        '(default name: CKPT with _qdq.onnx)')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='ONNX input size (default: the training crop)')
+    return parser.parse_args()
+
+
+def build_quantized(cfg, checkpoint):
     hooks = [h for h in cfg.get('custom_hooks', [])
              if h.get('type') == 'FakeQuantHook']
     if not hooks:
-        raise SystemExit(f'{args.config}: custom_hooks has no FakeQuantHook; '
-                         'nothing to export.')
-    kwargs = {k: v for k, v in hooks[0].items() if k not in ('type',
-                                                             'priority')}
+        raise SystemExit('custom_hooks has no FakeQuantHook; nothing to '
+                         'export (export the float model with mmdeploy).')
+    kwargs = {k: v for k, v in hooks[0].items()
+              if k not in ('type', 'priority')}
     model = MODELS.build(cfg.model)
     FakeQuantHook(**kwargs).quantize(model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    return model.eval()
+
+
+def write_onnx(model, cfg, path, shape):
+    height, width = shape or train_input_size(cfg)
+    generator = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (input_channels(cfg), height, width),
+                          generator=generator, dtype=torch.uint8)
+    inputs = model.data_preprocessor(dict(inputs=[image]), False)['inputs']
+    export_onnx_qdq(model, inputs, path)
+    print(f'ONNX with QDQ nodes ({height}x{width} input) -> {path}')
+    try:
+        import onnxruntime
+    except ImportError:
+        print('onnxruntime not installed: the ONNX output was not checked')
+        return
+    session = onnxruntime.InferenceSession(
+        path, providers=['CPUExecutionProvider'])
+    got = session.run(None, {'inputs': inputs.numpy()})[0]
+    with torch.no_grad():
+        want = model(inputs, mode='tensor')
+    want = want[0] if isinstance(want, (list, tuple)) else want
+    diff = (torch.from_numpy(got) - want).abs().max().item()
+    print(f'onnxruntime vs PyTorch fake-quant: max |diff| = {diff:.3g} '
+          f'(output scale {want.abs().max().item():.3g})')
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    model = build_quantized(cfg, args.checkpoint)
+    stem = args.checkpoint[:-4] if args.checkpoint.endswith(
+        '.pth') else args.checkpoint
     exported = export_integer_weights(model)
-    out = args.out or args.checkpoint.replace('.pth', '') + '_int.pth'
+    out = args.out or stem + '_int.pth'
     torch.save(exported, out)
     size = exported['size']
     print(f'{len(exported["layers"])} quantized layers -> {out}')
@@ -46,6 +91,8 @@ def main():
           f"precision, {size['quantized_bytes'] / 2**20:.2f} MiB quantized "
           f"({size['full_precision_bytes'] / size['quantized_bytes']:.1f}x "
           'smaller)')
+    if args.onnx is not None:
+        write_onnx(model, cfg, args.onnx or stem + '_qdq.onnx', args.shape)
 
 
 if __name__ == '__main__':

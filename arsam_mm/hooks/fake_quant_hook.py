@@ -14,6 +14,7 @@ import logging
 import re
 from typing import Optional, Sequence
 
+import torch
 import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -28,6 +29,10 @@ from ..quant import QUANT_TYPES, quantize_module
 __all__ = ['FakeQuantHook']
 
 _TYPES = {cls.__name__: cls for cls in QUANT_TYPES}
+MIN_STEP = 1e-8  # step sizes are kept at or above this after every update
+# The output layers of the OpenMMLab heads (mmseg, mmpose, mmpretrain).
+OUTPUT_LAYERS = (r'(^|\.)conv_seg$', r'(^|\.)final_layer$',
+                 r'(^|\.)mlp_head_[xy]$', r'^head\.fc$')
 
 
 def _bad(key, problem, fix):
@@ -54,14 +59,26 @@ class FakeQuantHook(Hook):
         types (Sequence[str]): layer types to quantize (``Conv2d``,
             ``Linear``; exact types, subclasses are left alone).
         skip (Sequence[str]): regexes over module names left unquantized.
-        first_last_bits (int, optional): bits of the first and last
-            quantized layer (first conv, classifier/head), as the QAT
-            literature does; None keeps them in full precision.
+        first_last_bits (int, optional): bits of the first layer (the
+            stem conv) and of the output layers, as the QAT literature
+            does; None keeps them in full precision.
+        output_layers (Sequence[str]): regexes naming the output layers
+            that get ``first_last_bits``; the defaults match mmseg's
+            ``conv_seg``, mmpose's ``final_layer`` and SimCC
+            ``mlp_head_x/y``, and mmpretrain's ``head.fc``. When none
+            matches, the model's last layer is taken.
         freeze_bn_after (int, optional): from this iteration (or epoch,
             with ``by_epoch``) on, BatchNorm layers run in eval mode.
         freeze_steps_after (int, optional): from then on step sizes stop
             learning.
         by_epoch (bool): the two thresholds count epochs. Defaults to False.
+        perturb (str): where SAM-family wrappers perturb the quantized
+            layers' weights. ``'latent'`` (default): the full-precision
+            weights, like every other parameter. ``'quantized'`` (SAQ, Liu
+            et al. 2021): the fake-quantized weights ``Q(w)``, along
+            ``dL/dQ(w)``, so rounding cannot absorb the perturbation; the
+            latent weights stay untouched during the second pass. Step
+            sizes are never perturbed in either mode.
     """
 
     priority = 'VERY_HIGH'
@@ -72,9 +89,14 @@ class FakeQuantHook(Hook):
                  types: Sequence[str] = ('Conv2d', 'Linear'),
                  skip: Sequence[str] = (),
                  first_last_bits: Optional[int] = 8,
+                 output_layers: Sequence[str] = OUTPUT_LAYERS,
                  freeze_bn_after: Optional[int] = None,
                  freeze_steps_after: Optional[int] = None,
-                 by_epoch: bool = False):
+                 by_epoch: bool = False,
+                 perturb: str = 'latent'):
+        if perturb not in ('latent', 'quantized'):
+            raise _bad('perturb', f'{perturb!r} is not a perturbation mode',
+                       "Use 'latent' (default) or 'quantized' (SAQ).")
         _check_bits('w_bits', w_bits, allow_none=False)
         _check_bits('a_bits', a_bits, allow_none=True)
         _check_bits('first_last_bits', first_last_bits, allow_none=True)
@@ -86,31 +108,41 @@ class FakeQuantHook(Hook):
         self.types = tuple(_TYPES[t] for t in types)
         self.skip = [re.compile(p) for p in skip]
         self.first_last_bits = first_last_bits
+        self.output_layers = [re.compile(p) for p in output_layers]
         self.freeze_bn_after = freeze_bn_after
         self.freeze_steps_after = freeze_steps_after
         self.by_epoch = by_epoch
+        self.perturb = perturb
 
     # ----------------------------------------------------------- swapping
     def quantize(self, model: nn.Module) -> list:
         """Quantize ``model`` in place (idempotent); returns its layers."""
-        done = [m for m in model.modules() if hasattr(m, 'weight_step')]
-        if done:
-            return done
+        layers = [m for m in model.modules() if hasattr(m, 'weight_step')]
+        if not layers:
+            self._swap(model)
+            layers = [m for m in model.modules() if hasattr(m, 'weight_step')]
+        for layer in layers:  # not in checkpoints: set on every call
+            layer.perturb_quantized = self.perturb == 'quantized'
+        return layers
+
+    def _swap(self, model: nn.Module) -> None:
         layers = [(name, m) for name, m in model.named_modules()
                   if type(m) in self.types
                   and not any(r.search(name) for r in self.skip)]
         if not layers:
             raise _bad('types', 'no layer of the model matches',
                        'Check types and skip.')
-        for index, (name, module) in enumerate(layers):
+        outputs = {n for n, _ in layers
+                   if any(r.search(n) for r in self.output_layers)}
+        ends = {layers[0][0]} | (outputs or {layers[-1][0]})
+        for name, module in layers:
             bits = (self.w_bits, self.a_bits)
-            if index in (0, len(layers) - 1):
+            if name in ends:
                 if self.first_last_bits is None:
                     continue
                 bits = (self.first_last_bits, self.first_last_bits
                         if self.a_bits is not None else None)
             quantize_module(module, *bits)
-        return [m for m in model.modules() if hasattr(m, 'weight_step')]
 
     @staticmethod
     def _inner(runner):
@@ -118,35 +150,58 @@ class FakeQuantHook(Hook):
         return model.module if is_model_wrapper(model) else model
 
     def before_run(self, runner) -> None:
-        layers = self.quantize(self._inner(runner))
-        self.steps = [p for m in layers for p in (m.weight_step, m.act_step)]
+        self.layers = self.quantize(self._inner(runner))
+        self.steps = [p for m in self.layers
+                      for p in (m.weight_step, m.act_step)]
+        self._sync_step_grads()
         optim_wrapper = getattr(runner, 'optim_wrapper', None)
-        if not isinstance(optim_wrapper, OptimWrapper):
-            return  # evaluation-only run (val/test before train)
-        optimizer = optim_wrapper.optimizer
-        held = {id(p) for g in optimizer.param_groups for p in g['params']}
-        if id(self.steps[0]) in held:
+        if isinstance(optim_wrapper, OptimWrapper):  # else val/test only
+            self._own_param_group(runner, optim_wrapper.optimizer)
+
+    def _sync_step_grads(self) -> None:
+        """DDP was built before the steps existed: its reducer does not
+        know them, so their gradients are averaged here."""
+        if getattr(self, '_synced', False) or not (
+                dist.is_available() and dist.is_initialized()):
             return
-        group = dict(params=self.steps, weight_decay=0.0)
-        optimizer.add_param_group(group)
+        world = dist.get_world_size()
+
+        def sync(param):
+            dist.all_reduce(param.grad)
+            param.grad /= world
+
+        for step in self.steps:
+            step.register_post_accumulate_grad_hook(sync)
+        self._synced = True
+
+    def _own_param_group(self, runner, optimizer) -> None:
+        """The steps in one param group without weight decay (moved out of
+        the groups an optimizer built after quantization put them in)."""
+        ids = {id(p) for p in self.steps}
+        for group in optimizer.param_groups:
+            if group['params'] and all(id(p) in ids for p in group['params']):
+                return  # already there (a second run, or a resume)
+        for group in optimizer.param_groups:
+            group['params'] = [p for p in group['params'] if id(p) not in ids]
+        optimizer.add_param_group(dict(params=self.steps, weight_decay=0.0))
         group = optimizer.param_groups[-1]
         for scheduler in self._schedulers(runner):
             key = scheduler.param_name
             group.setdefault(f'initial_{key}', group[key])
             scheduler.base_values.append(group[f'initial_{key}'])
-        if dist.is_available() and dist.is_initialized():
-            # Added after DDP was built: its reducer does not know them.
-            world = dist.get_world_size()
-
-            def sync(param):
-                dist.all_reduce(param.grad)
-                param.grad /= world
-
-            for step in self.steps:
-                step.register_post_accumulate_grad_hook(sync)
-        print_log(f'FakeQuantHook: {len(layers)} layers quantized '
+        print_log(f'FakeQuantHook: {len(self.layers)} layers quantized '
                   f'(W{self.w_bits}A{self.a_bits}), {len(self.steps)} step '
                   'sizes in a new param group', logger='current')
+
+    def before_train(self, runner) -> None:
+        # Steps set by an evaluation before training (runner.val() before
+        # runner.train()) were taken from the weights before
+        # init_weights/load_from: start them again from the first batch,
+        # unless a checkpoint brought trained ones.
+        if runner.iter == 0 and not getattr(self, '_steps_loaded', False):
+            for layer in self.layers:
+                layer.quant_initialized.zero_()
+                layer._host_flags = None
 
     @staticmethod
     def _schedulers(runner):
@@ -177,9 +232,17 @@ class FakeQuantHook(Hook):
                     step.requires_grad_(False)
                     step.grad = None
 
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        # A step size at or below zero turns the quantizer inside out (the
+        # clamp range flips); optimizers do not know that bound.
+        with torch.no_grad():
+            torch._foreach_clamp_min_(self.steps, MIN_STEP)
+
     def after_load_checkpoint(self, runner, checkpoint) -> None:
         state = checkpoint.get('state_dict', {})
-        if state and not any(k.endswith('weight_step') for k in state):
+        self._steps_loaded = any(k.endswith('weight_step') for k in state)
+        if state and not self._steps_loaded:
             print_log('FakeQuantHook: the checkpoint is full precision; step '
                       'sizes start from the first batch.', logger='current',
                       level=logging.INFO)

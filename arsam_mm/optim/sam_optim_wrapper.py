@@ -41,7 +41,8 @@ from .sam_math import clone_tensors, sam_perturbation
 __all__ = [
     'SAMOptimWrapper', 'ARSAMOptimWrapper', 'AmpSAMOptimWrapper',
     'AmpARSAMOptimWrapper', 'SharpnessAwareMixin', 'AmpSharpnessAwareMixin',
-    'AmpOnAnyDevice', 'policy_arguments', 'in_perturbed_pass'
+    'AmpOnAnyDevice', 'policy_arguments', 'in_perturbed_pass',
+    'perturb_quantized_weight'
 ]
 
 
@@ -57,6 +58,34 @@ def in_perturbed_pass() -> bool:
     keep that logic out of the perturbed pass.
     """
     return _PERTURBED_PASS[0]
+
+
+class _QuantizedPerturbation:
+    """SAQ's mode (Liu et al. 2021; ``FakeQuantHook(perturb='quantized')``):
+    the weights of layers with ``perturb_quantized`` set are perturbed
+    *after* quantization,
+    along the gradient w.r.t. their quantized value, so that rounding cannot
+    swallow the perturbation. Keyed by ``id`` of the latent Parameter."""
+
+    capture = False  # first forward of a possibly two-pass iteration
+    grads: dict = {}  # dL/dQ(w) of that first pass
+    offsets: dict = {}  # e, added to Q(w) in the perturbed pass
+
+
+def perturb_quantized_weight(latent: Tensor, quantized: Tensor) -> Tensor:
+    """Called by a quantized layer on its fake-quantized weight.
+
+    Outside the perturbed pass it records ``dL/dQ(w)`` (on iterations that
+    may take two passes); inside, it returns ``Q(w) + e``.
+    """
+    if _PERTURBED_PASS[0]:
+        offset = _QuantizedPerturbation.offsets.get(id(latent))
+        return quantized if offset is None else quantized + offset
+    if _QuantizedPerturbation.capture and quantized.requires_grad:
+        key = id(latent)
+        quantized.register_hook(
+            lambda grad: _QuantizedPerturbation.grads.__setitem__(key, grad))
+    return quantized
 
 
 def _config_error(key: str, problem: str, fix: str) -> ValueError:
@@ -165,6 +194,11 @@ class SharpnessAwareMixin:
                 'Narrow the regexes so that some parameters are perturbed.')
         self._model, self._inner = model, inner
         self._params, self._perturbed = params, perturbed
+        saq = {id(m.weight) for m in inner.modules()
+               if getattr(m, 'perturb_quantized', False)}
+        self._quantized_mask = [id(p) in saq for p in perturbed]
+        if not any(self._quantized_mask):
+            self._quantized_mask = None
         self._batchnorms = [
             m for m in inner.modules() if isinstance(m, _BatchNorm)
         ]
@@ -198,6 +232,7 @@ class SharpnessAwareMixin:
             and hasattr(model, 'no_sync') and _dist.world_size() > 1)
         handle = self._inner.data_preprocessor.register_forward_hook(
             self._capture_batch)
+        _QuantizedPerturbation.capture = self._quantized_mask is not None
         try:
             no_sync = model.no_sync() if self._local_first_pass else (
                 nullcontext())
@@ -205,6 +240,7 @@ class SharpnessAwareMixin:
                 yield
         finally:
             handle.remove()
+            _QuantizedPerturbation.capture = False
 
     def _forward_context(self):
         """Autocast for the second forward (the AMP twins override it)."""
@@ -272,6 +308,7 @@ class SharpnessAwareMixin:
             _, grads, index = self._perturbed_grads()
             self.policy.on_one_pass_step(grads, self._grad_scale(), index)
         self._batch = None
+        _QuantizedPerturbation.grads.clear()
         self.total_iters += 1
         self.sam_iters += int(two_pass)
         self._log(two_pass, sharpness)
@@ -296,11 +333,10 @@ class SharpnessAwareMixin:
             if self._local_first_pass:
                 _dist.all_reduce_mean_(grads)  # every rank skips the step
             return None
-        perturbation, _ = sam_perturbation(params, grads, self.rho, self.eps,
-                                           self.adaptive, self.eta)
+        latent, perturbation = self._perturbation(params, grads, index)
         with torch.no_grad():
-            weights = clone_tensors(params)
-            torch._foreach_add_(params, perturbation)
+            weights = clone_tensors(latent)
+            torch._foreach_add_(latent, perturbation)
             del perturbation
             torch._foreach_zero_([p.grad for p in self._params
                                   if p.grad is not None])
@@ -312,12 +348,40 @@ class SharpnessAwareMixin:
             self._backward_uncounted(self.scale_loss(sam_loss))
         finally:
             _PERTURBED_PASS[0] = False
+            _QuantizedPerturbation.offsets.clear()
             with torch.no_grad():
-                torch._foreach_copy_(params, weights)
+                torch._foreach_copy_(latent, weights)
         sam_grads = [p.grad for p in params]
         self.policy.on_sam_step(first_grads, sam_grads, self._grad_scale(),
                                 index)
         return (sam_loss - loss).detach()
+
+    def _perturbation(self, params, grads, index):
+        """``e`` for the latent weights it applies to, ``(params, e)``; the
+        SAQ-mode weights get theirs through ``perturb_quantized_weight``."""
+        mask = self._quantized_mask
+        if mask is None:
+            return params, sam_perturbation(params, grads, self.rho,
+                                            self.eps, self.adaptive,
+                                            self.eta)[0]
+        if index is not None:
+            mask = [mask[i] for i in index]
+        captured = _QuantizedPerturbation.grads
+        # dL/dQ(w) where the layer ran (a frozen/unused one keeps dL/dw).
+        grads = [
+            captured.get(id(p), g) if quantized else g
+            for p, g, quantized in zip(params, grads, mask)
+        ]
+        perturbation, _ = sam_perturbation(params, grads, self.rho, self.eps,
+                                           self.adaptive, self.eta)
+        latent, latent_e = [], []
+        for p, e, quantized in zip(params, perturbation, mask):
+            if quantized:
+                _QuantizedPerturbation.offsets[id(p)] = e
+            else:
+                latent.append(p)
+                latent_e.append(e)
+        return latent, latent_e
 
     # ----------------------------------------------------------- logging
     def _log(self, two_pass: bool, sharpness: Optional[Tensor]) -> None:

@@ -5,17 +5,21 @@ the optimizer and by DDP) stay the same objects.
 Weights: signed, a step per output channel. Activations (the layer input):
 a step per tensor, unsigned when the first batch it sees is non-negative
 (after a ReLU), signed otherwise. Steps are initialised from the first
-batch outside a SAM perturbed pass, averaged over ranks.
+batch outside a SAM perturbed pass, averaged over ranks. The weight of a
+layer with ``perturb_quantized`` set (SAQ mode) is perturbed after
+quantization.
 """
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..optim.sam_optim_wrapper import in_perturbed_pass
+from ..optim.sam_optim_wrapper import in_perturbed_pass, perturb_quantized_weight
 from .lsq import lsq_fake_quant, lsq_init_step, quant_range
 
-__all__ = ['QuantConv2d', 'QuantLinear', 'quantize_module', 'QUANT_TYPES']
+__all__ = [
+    'QuantConv2d', 'QuantLinear', 'quantize_module', 'QUANT_TYPES', 'StepSize'
+]
 
 
 def _mean_over_ranks(tensor):
@@ -23,6 +27,13 @@ def _mean_over_ranks(tensor):
         dist.all_reduce(tensor)
         tensor /= dist.get_world_size()
     return tensor
+
+
+class StepSize(nn.Parameter):
+    """An LSQ step size. SAM-family wrappers never perturb it (``lsq_step``);
+    being a type rather than an attribute, it survives ``copy.deepcopy``."""
+
+    lsq_step = True
 
 
 class _LSQMixin:
@@ -33,11 +44,9 @@ class _LSQMixin:
         self.w_bits, self.a_bits = w_bits, a_bits
         channels = weight.shape[0]
         shape = (channels, ) + (1, ) * (weight.dim() - 1)
-        self.weight_step = nn.Parameter(
-            weight.new_ones(shape), requires_grad=True)
-        self.act_step = nn.Parameter(weight.new_ones(()), requires_grad=True)
-        for step in (self.weight_step, self.act_step):
-            step.lsq_step = True  # never perturbed by SAM-family wrappers
+        self.weight_step = StepSize(weight.new_ones(shape))
+        self.act_step = StepSize(weight.new_ones(()))
+        self.perturb_quantized = False  # SAQ mode (FakeQuantHook.perturb)
         self.register_buffer('quant_initialized', weight.new_zeros(()))
         self.register_buffer('act_signed', weight.new_ones(()))
         self._host_flags = None
@@ -79,6 +88,8 @@ class _LSQMixin:
             self._initialize(x)
         w_qn, w_qp = quant_range(self.w_bits, True)
         weight = lsq_fake_quant(self.weight, self.weight_step, w_qn, w_qp)
+        if self.perturb_quantized:
+            weight = perturb_quantized_weight(self.weight, weight)
         if self.a_bits is not None:
             qn, qp = self._act_range()
             x = lsq_fake_quant(x, self.act_step, qn, qp)

@@ -1,0 +1,3 @@
+# W8A8 LSQ fake-quantized twin of fcn_r50-d8_cityscapes-512x1024_arsam.py.
+_base_ = '../segmentation/fcn_r50-d8_cityscapes-512x1024_arsam.py'
+custom_hooks = [dict(type='FakeQuantHook', w_bits=8, a_bits=8)]
