@@ -283,3 +283,38 @@ def test_export_tool_integer_and_onnx_round_trip(tmp_path, shapes_root):
     # Equal up to float accumulation order and the odd rounding tie.
     close = torch.isclose(got, want, rtol=1e-3, atol=1e-3 * want.abs().max())
     assert close.float().mean() > 0.999
+
+
+class _AtFirstIter(Hook):
+    """The model as the first training iteration receives it."""
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == 0:
+            self.state = {k: v.clone()
+                          for k, v in runner.model.state_dict().items()}
+
+
+def test_quantized_run_loads_a_float_checkpoint(tmp_path, shapes_root):
+    """load_from a full-precision checkpoint: its weights arrive in the
+    quantized layers, the step sizes (new keys) start from the first batch."""
+    float_run = make_runner(
+        tmp_path / 'float', build_segmentor(seed=4), shapes_root,
+        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.02)), 2,
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           by_epoch=False, interval=2)))
+    float_run.train()
+    ckpt = tmp_path / 'float' / 'iter_2.pth'
+    trained = torch.load(ckpt, weights_only=False)['state_dict']
+    runner = _quant_runner(tmp_path / 'quant', shapes_root, 2,
+                           load_from=str(ckpt))
+    first = _AtFirstIter()
+    runner.register_hook(first)
+    runner.train()
+    for key, value in trained.items():
+        if not key.endswith('num_batches_tracked'):
+            assert torch.equal(first.state[key], value), key
+    flags = [v for k, v in first.state.items()
+             if k.endswith('quant_initialized')]
+    assert flags and not any(bool(f) for f in flags)  # init at batch one
+    assert all(bool(m.quant_initialized) for m in runner.model.modules()
+               if hasattr(m, 'quant_initialized'))
