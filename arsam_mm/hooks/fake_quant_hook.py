@@ -15,7 +15,6 @@ import re
 from typing import Optional, Sequence
 
 import torch
-import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -24,6 +23,7 @@ from mmengine.registry import HOOKS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..optim._dist import all_reduce_mean_, world_size
 from ..quant import QUANT_TYPES, quantize_module
 
 __all__ = ['FakeQuantHook']
@@ -113,6 +113,9 @@ class FakeQuantHook(Hook):
         self.freeze_steps_after = freeze_steps_after
         self.by_epoch = by_epoch
         self.perturb = perturb
+        self.layers, self.steps = [], []
+        self._synced = False  # DDP gradient hooks registered on the steps
+        self._steps_loaded = False  # a checkpoint brought trained steps
 
     # ----------------------------------------------------------- swapping
     def quantize(self, model: nn.Module) -> list:
@@ -161,14 +164,11 @@ class FakeQuantHook(Hook):
     def _sync_step_grads(self) -> None:
         """DDP was built before the steps existed: its reducer does not
         know them, so their gradients are averaged here."""
-        if getattr(self, '_synced', False) or not (
-                dist.is_available() and dist.is_initialized()):
+        if self._synced or world_size() == 1:
             return
-        world = dist.get_world_size()
 
         def sync(param):
-            dist.all_reduce(param.grad)
-            param.grad /= world
+            all_reduce_mean_([param.grad])
 
         for step in self.steps:
             step.register_post_accumulate_grad_hook(sync)
@@ -198,10 +198,9 @@ class FakeQuantHook(Hook):
         # runner.train()) were taken from the weights before
         # init_weights/load_from: start them again from the first batch,
         # unless a checkpoint brought trained ones.
-        if runner.iter == 0 and not getattr(self, '_steps_loaded', False):
+        if runner.iter == 0 and not self._steps_loaded:
             for layer in self.layers:
-                layer.quant_initialized.zero_()
-                layer._host_flags = None
+                layer.restart_initialization()
 
     @staticmethod
     def _schedulers(runner):

@@ -63,9 +63,9 @@ def in_perturbed_pass() -> bool:
 class _QuantizedPerturbation:
     """SAQ's mode (Liu et al. 2021; ``FakeQuantHook(perturb='quantized')``):
     the weights of layers with ``perturb_quantized`` set are perturbed
-    *after* quantization,
-    along the gradient w.r.t. their quantized value, so that rounding cannot
-    swallow the perturbation. Keyed by ``id`` of the latent Parameter."""
+    *after* quantization, along the gradient w.r.t. their quantized value,
+    so that rounding cannot swallow the perturbation. Keyed by ``id`` of the
+    latent Parameter."""
 
     capture = False  # first forward of a possibly two-pass iteration
     grads: dict = {}  # dL/dQ(w) of that first pass

@@ -10,23 +10,16 @@ layer with ``perturb_quantized`` set (SAQ mode) is perturbed after
 quantization.
 """
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..optim._dist import all_reduce_mean_
 from ..optim.sam_optim_wrapper import in_perturbed_pass, perturb_quantized_weight
 from .lsq import lsq_fake_quant, lsq_init_step, quant_range
 
 __all__ = [
     'QuantConv2d', 'QuantLinear', 'quantize_module', 'QUANT_TYPES', 'StepSize'
 ]
-
-
-def _mean_over_ranks(tensor):
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(tensor)
-        tensor /= dist.get_world_size()
-    return tensor
 
 
 class StepSize(nn.Parameter):
@@ -59,6 +52,11 @@ class _LSQMixin:
                                 bool(self.act_signed > 0))
         return self._host_flags
 
+    def restart_initialization(self) -> None:
+        """Take the step sizes from the next batch again."""
+        self.quant_initialized.zero_()
+        self._host_flags = None
+
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
         self._host_flags = None  # the buffers may have changed
@@ -72,7 +70,7 @@ class _LSQMixin:
             x.abs().mean(),
             (x.min() < 0).float(),
         ])
-        stats = _mean_over_ranks(stats)
+        all_reduce_mean_([stats])
         self.act_signed.fill_(float(stats[1] > 0))
         self._host_flags = None
         _, qp = self._act_range()
