@@ -19,6 +19,7 @@ from mmengine.runner import load_checkpoint
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from arsam_mm.hooks import FakeQuantHook
+from arsam_mm.hooks.fake_quant_hook import MIN_STEP
 from arsam_mm.optim.sam_math import global_norm
 from arsam_mm.quant import lsq_fake_quant, lsq_init_step, lsq_to_int, quant_range
 
@@ -318,3 +319,19 @@ def test_quantized_run_loads_a_float_checkpoint(tmp_path, shapes_root):
     assert flags and not any(bool(f) for f in flags)  # init at batch one
     assert all(bool(m.quant_initialized) for m in runner.model.modules()
                if hasattr(m, 'quant_initialized'))
+
+
+def test_step_sizes_stay_positive_under_adam(tmp_path, shapes_root):
+    """Adam moves every step size by ~lr per update whatever its size; the
+    hook keeps them above zero (a non-positive step flips the quantizer)."""
+    runner = make_runner(
+        tmp_path, build_segmentor(seed=2), shapes_root,
+        dict(type='ARSAMOptimWrapper', rho=0.05, warmup_iters=2,
+             optimizer=dict(type='Adam', lr=0.05)),
+        6, custom_hooks=[dict(type='FakeQuantHook', w_bits=4, a_bits=4)])
+    runner.train()
+    steps = torch.cat([p.detach().flatten()
+                       for n, p in runner.model.named_parameters()
+                       if n.endswith('_step')])
+    assert bool((steps >= MIN_STEP).all())
+    assert bool((steps == MIN_STEP).any())  # some were pushed to the bound
