@@ -149,15 +149,14 @@ def main():
         return step
 
     names = {
-        'sgd': 'plain SGD (OptimWrapper)',
+        'sgd': f"plain SGD ({'Amp' if args.amp else ''}OptimWrapper)",
         'hand': 'hand-written foreach SAM',
-        'sam': 'SAMOptimWrapper',
+        'sam': wrappers['sam']['type'],
         'arsam_reuse': 'ARSAM reuse iteration',
         'arsam_sam': 'ARSAM SAM iteration',
     }
     if args.amp:
-        names = {k: v.replace('OptimWrapper', 'AmpOptimWrapper').replace(
-            'SAMAmp', 'AmpSAM') for k, v in names.items() if k != 'hand'}
+        del names['hand']  # a hand loop with a GradScaler is not the point
     steps = {kind: setup(kind) for kind in names}
     times = {kind: [] for kind in names}
     if device.type == 'cuda':
