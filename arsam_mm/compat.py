@@ -11,18 +11,17 @@ Two gaps, both documented in README "Install":
 * torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine 0.10
   stores Python objects (``HistoryBuffer``, numpy scalars) in its
   checkpoints, so ``--resume`` fails. We re-register mmengine's loader for
-  local files with ``weights_only=False`` (local checkpoints are the
-  user's own files; remote schemes keep torch's default).
+  local files with one that stays weights-only and allows exactly those
+  objects (``arsam_mm/checkpoint.py``); everything else is refused.
 """
 import importlib.machinery
 import importlib.util
-import os.path as osp
 import sys
 import types
 
-import torch
+from .checkpoint import install_safe_local_loader
 
-__all__ = ['install_mmcv_ext_stand_in', 'allow_full_local_checkpoints']
+__all__ = ['install_mmcv_ext_stand_in']
 
 
 class _MissingOp:
@@ -67,19 +66,5 @@ def install_mmcv_ext_stand_in() -> bool:
     return True
 
 
-def _load_local_checkpoint(filename, map_location):
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
-def allow_full_local_checkpoints() -> None:
-    """Let mmengine load its own local checkpoints under torch >= 2.6."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=_load_local_checkpoint, force=True)
-
-
 install_mmcv_ext_stand_in()
-allow_full_local_checkpoints()
+install_safe_local_loader()
