@@ -134,3 +134,56 @@ def test_amp_flag_switches_to_the_twin():
     cfg = Config(dict(optim_wrapper=dict(type='OptimWrapperDict')))
     with pytest.raises(ValueError, match='optim_wrapper.type'):
         switch_to_amp(cfg)
+
+
+@pytest.mark.parametrize('type_name, kwargs, match', [
+    ('ARSAMOptimWrapper', dict(rho='0.05'), r'optim_wrapper\.rho: .*str'),
+    ('ARSAMOptimWrapper', dict(window=2.5), r'optim_wrapper\.window: .*'
+     'integer'),
+    ('ARSAMOptimWrapper', dict(max_reuse=True), r'optim_wrapper\.max_reuse'),
+    ('SAMOptimWrapper', dict(exclude='['), r'optim_wrapper\.exclude: .*'
+     'not a valid regex'),
+    ('SAMOptimWrapper', dict(exclude=3), r'optim_wrapper\.exclude'),
+    ('ARSAMOptimWrapper', dict(loss_scale='dynamic'),
+     r"optim_wrapper\.loss_scale: .*type='AmpARSAMOptimWrapper'"),
+    ('SAMOptimWrapper', dict(dtype='float16'),
+     r"optim_wrapper\.dtype: .*type='AmpSAMOptimWrapper'.*--amp"),
+    ('LookSAMOptimWrapper', dict(k=2.0), r'optim_wrapper\.k: .*integer'),
+    ('RandomSAMOptimWrapper', dict(p='0.5'), r'optim_wrapper\.p: '),
+    ('AESAMOptimWrapper', dict(delta=1), r'optim_wrapper\.delta: .*< 1'),
+])
+def test_bad_values_are_refused_at_build_time(type_name, kwargs, match):
+    model = build_segmentor()
+    with pytest.raises(ValueError, match=match):
+        build_optim_wrapper(model, dict(
+            type=type_name, optimizer=dict(type='SGD', lr=0.01), **kwargs))
+
+
+def test_exclude_of_everything_is_refused_before_the_first_iteration(
+        tmp_path, shapes_root):
+    model = build_segmentor()
+    forwards = []
+    model.backbone.register_forward_hook(lambda *a: forwards.append(1))
+    runner = make_runner(
+        tmp_path, model, shapes_root,
+        dict(type='ARSAMOptimWrapper', exclude='.*',
+             optimizer=dict(type='SGD', lr=0.01)), 2)
+    with pytest.raises(ValueError, match=r'optim_wrapper\.exclude'):
+        runner.train()
+    assert not forwards
+
+
+def test_warmup_epochs_count_dataloader_passes_in_an_iter_loop(
+        tmp_path, shapes_root):
+    # 24 images, batch 4: an epoch is 6 iterations. IterBasedTrainLoop
+    # never advances the runtime epoch; the warm-up must still end.
+    runner = make_runner(
+        tmp_path, build_segmentor(), shapes_root,
+        dict(type='ARSAMOptimWrapper', warmup_epochs=1, window=4,
+             optimizer=dict(type='SGD', lr=0.01)), 12)
+    runner.train()
+    wrapper = runner.optim_wrapper
+    assert wrapper.policy.warmup_iters == 6
+    # 6 warm-up SAM iterations, then a window of 4 with a quota of 1 (the
+    # last 2 iterations open the next window, which may take its one).
+    assert 6 + 1 <= wrapper.sam_iters <= 6 + 2

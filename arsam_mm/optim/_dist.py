@@ -1,4 +1,4 @@
-"""The two collectives the SAM glue needs, as no-ops when not distributed."""
+"""The collectives the SAM glue needs, as no-ops when not distributed."""
 from typing import List
 
 import torch
@@ -25,9 +25,15 @@ def all_reduce_mean_(tensors: List[Tensor]) -> None:
     torch._foreach_copy_(tensors, _unflatten_dense_tensors(flat, tensors))
 
 
+def all_ranks_true_each(flags: Tensor) -> List[bool]:
+    """Per element of the 1-D bool tensor ``flags``: true on every rank?
+    One collective and one read-back for all of them."""
+    if world_size() > 1:
+        flags = flags.to(torch.float32)
+        dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+    return [bool(f) for f in flags.tolist()]
+
+
 def all_ranks_true(flag: Tensor) -> bool:
     """True only if ``flag`` (a bool tensor) is true on every rank."""
-    if world_size() > 1:
-        flag = flag.to(torch.float32)
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-    return bool(flag)
+    return all(all_ranks_true_each(flag.reshape(1)))

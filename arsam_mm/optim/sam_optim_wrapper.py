@@ -23,6 +23,7 @@ policy's business (``arsam_mm/optim/policies``); the arithmetic lives in
 import inspect
 import logging
 import re
+import sys
 from contextlib import contextmanager, nullcontext
 from typing import List, Optional, Sequence, Union
 
@@ -35,6 +36,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import _dist
+from ._checks import check_number, config_error
 from .policies import AlwaysSAMPolicy, ARSAMPolicy, TwoPassPolicy
 from .sam_math import clone_tensors, sam_perturbation
 
@@ -88,8 +90,52 @@ def perturb_quantized_weight(latent: Tensor, quantized: Tensor) -> Tensor:
     return quantized
 
 
-def _config_error(key: str, problem: str, fix: str) -> ValueError:
-    return ValueError(f'optim_wrapper.{key}: {problem}. {fix}')
+def _calling_runner_epoch_length() -> Optional[int]:
+    """Batches per epoch of the mmengine Runner whose ``train()`` is calling
+    ``initialize_count_status`` (it passes neither itself nor its data), or
+    None outside a Runner. Lets ``warmup_epochs`` mean the same under an
+    iteration-based loop, where the runtime epoch never advances."""
+    from mmengine.runner import Runner
+    frame = sys._getframe(1)
+    for _ in range(4):  # Runner.train -> (subclass overrides) -> here
+        frame = frame.f_back
+        if frame is None:
+            return None
+        runner = frame.f_locals.get('self')
+        if isinstance(runner, Runner):
+            try:
+                return len(runner.train_dataloader)
+            except TypeError:  # a dataloader without a length
+                return None
+    return None
+
+
+def _compile_patterns(exclude) -> List['re.Pattern']:
+    if exclude is None:
+        return []
+    patterns = [exclude] if isinstance(exclude, str) else exclude
+    if not isinstance(patterns, (list, tuple)) or not all(
+            isinstance(p, str) for p in patterns):
+        raise config_error(
+            'exclude', f'must be a regex or a list of regexes, got '
+            f'{exclude!r}', "E.g. exclude=['bn', r'\\.bias$'].")
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as error:
+            raise config_error(
+                'exclude', f'{pattern!r} is not a valid regex ({error})',
+                'Escape special characters such as [ ( . with a '
+                'backslash.') from None
+    return compiled
+
+
+def _loss_and_grad_peaks(loss: Tensor, grads: List[Tensor]) -> Tensor:
+    """``[|loss|, max |g|]`` on the device (max-abs per tensor, as the AMP
+    scaler checks: a sum of squares could overflow by itself)."""
+    peak = torch.stack(torch._foreach_norm(grads, float('inf'))).max()
+    return torch.stack([loss.detach().float().abs(), peak.float()])
 
 
 class SharpnessAwareMixin:
@@ -122,26 +168,30 @@ class SharpnessAwareMixin:
                  **kwargs):
         name = type(self).__name__
         if kwargs.get('accumulative_counts', 1) != 1:
-            raise _config_error(
+            raise config_error(
                 'accumulative_counts',
                 f'{name} does not support gradient accumulation (got '
                 f"{kwargs['accumulative_counts']})",
                 'Remove accumulative_counts (or set it to 1) and raise the '
                 'batch size or the number of GPUs instead.')
-        if not rho > 0:
-            raise _config_error('rho', f'must be > 0, got {rho!r}',
-                                'Use e.g. rho=0.05 (SAM) or 0.5-2.0 (ASAM).')
-        if eta < 0 or eps < 0:
-            raise _config_error('eta/eps', 'must be >= 0',
-                                'Keep the defaults 0.01 and 1e-12.')
+        check_number('rho', rho, low=0, open_low=True)
+        check_number('eta', eta, low=0)
+        check_number('eps', eps, low=0)
+        amp_keys = [k for k in ('loss_scale', 'dtype') if k in kwargs]
+        if amp_keys and not isinstance(self, AmpOptimWrapper):
+            raise config_error(
+                amp_keys[0], f'{name} is not a mixed-precision wrapper, so '
+                f'it takes no {" or ".join(amp_keys)} (an AMP config such '
+                'as a `-amp-` upstream one sets it)',
+                f"Use type='Amp{name}' (or train with --amp), or remove "
+                f'optim_wrapper.{amp_keys[0]}.')
+        exclude = _compile_patterns(exclude)
         super().__init__(optimizer=optimizer, **kwargs)
         self.rho = rho
         self.adaptive = adaptive
         self.eta = eta
         self.eps = eps
-        if isinstance(exclude, str):
-            exclude = [exclude]
-        self.exclude = [re.compile(p) for p in (exclude or [])]
+        self.exclude = exclude
         self.sync_first_pass = sync_first_pass
         self.policy = policy if policy is not None else AlwaysSAMPolicy()
         self.sam_iters = 0
@@ -160,24 +210,20 @@ class SharpnessAwareMixin:
         except ImportError:  # pragma: no cover
             FullyShardedDataParallel = ()
         if isinstance(model, FullyShardedDataParallel):
-            raise _config_error(
+            raise config_error(
                 'type', f'{type(self).__name__} does not support FSDP '
                 '(sharded gradients need an all-reduced norm)',
                 'Use model_wrapper_cfg=dict(type='
                 "'MMDistributedDataParallel') or a plain OptimWrapper.")
         super().initialize_count_status(model, init_counts, max_counts)
-        self.policy.on_train_start(max_counts)
-
-    def _bind(self, model: nn.Module) -> None:
-        if model is self._model:
-            return
-        if getattr(getattr(model, 'train_step', None),
-                   '_torchdynamo_orig_callable', None) is not None:
-            raise _config_error(
-                'type', f'{type(self).__name__} cannot run inside a '
-                'torch.compile-d train_step (it edits weights in place and '
-                'hooks the data preprocessor)', 'Set compile=False.')
+        # The first point where the wrapper sees the model: refuse an
+        # exclude that leaves nothing to perturb before any iteration runs.
         inner = model.module if is_model_wrapper(model) else model
+        self._split_params(inner)
+        self.policy.on_train_start(max_counts, _calling_runner_epoch_length())
+
+    def _split_params(self, inner: nn.Module):
+        """The trainable parameters, and those of them that are perturbed."""
         names = {id(p): n for n, p in inner.named_parameters()}
         params = [
             p for group in self.optimizer.param_groups
@@ -189,9 +235,22 @@ class SharpnessAwareMixin:
             and not any(r.search(names.get(id(p), '')) for r in self.exclude)
         ]
         if not perturbed:
-            raise _config_error(
+            raise config_error(
                 'exclude', 'matches every trainable parameter',
                 'Narrow the regexes so that some parameters are perturbed.')
+        return params, perturbed
+
+    def _bind(self, model: nn.Module) -> None:
+        if model is self._model:
+            return
+        if getattr(getattr(model, 'train_step', None),
+                   '_torchdynamo_orig_callable', None) is not None:
+            raise config_error(
+                'type', f'{type(self).__name__} cannot run inside a '
+                'torch.compile-d train_step (it edits weights in place and '
+                'hooks the data preprocessor)', 'Set compile=False.')
+        inner = model.module if is_model_wrapper(model) else model
+        params, perturbed = self._split_params(inner)
         self._model, self._inner = model, inner
         self._params, self._perturbed = params, perturbed
         saq = {id(m.weight) for m in inner.modules()
@@ -251,8 +310,40 @@ class SharpnessAwareMixin:
         return None
 
     def _first_pass_finite(self, grads: List[Tensor]) -> bool:
-        """Only AMP can overflow; plain wrappers need no host sync here."""
+        """AMP skips an overflowed first pass; in fp32 it is caught with the
+        second pass (:meth:`_passes_finite`), in one host sync."""
         return True
+
+    def _first_pass_peaks(self, loss: Tensor,
+                          grads: List[Tensor]) -> Optional[Tensor]:
+        """``|loss|`` and ``max |g|`` of the first pass, kept on the device
+        until :meth:`_passes_finite` reads them with the second pass's."""
+        return _loss_and_grad_peaks(loss, grads)
+
+    def _passes_finite(self, first_peaks: Optional[Tensor], sam_loss: Tensor,
+                       sam_grads: List[Tensor]) -> bool:
+        """fp32: a non-finite loss or gradient in either pass of a SAM
+        iteration stops the run here, naming the iteration and the pass,
+        instead of poisoning the PSF and the schedule (one host sync per
+        SAM iteration, every rank alike)."""
+        peaks = torch.cat([first_peaks,
+                           _loss_and_grad_peaks(sam_loss, sam_grads)])
+        finite = _dist.all_ranks_true_each(torch.isfinite(peaks))
+        if all(finite):
+            return True
+        bad = finite.index(False)
+        which = ('first pass (at w)', 'second pass (at the perturbed '
+                 'weights w + e)')[bad // 2]
+        what = ('loss', 'gradient')[bad % 2]
+        iteration = self.message_hub.get_info('iter')
+        iteration = self.total_iters if iteration is None else iteration
+        raise FloatingPointError(
+            f'{type(self).__name__}: non-finite {what} in the {which} of '
+            f'training iteration {iteration + 1}. The weights are restored '
+            'and nothing of this iteration was stored. Remedies: lower the '
+            'learning rate (optim_wrapper.optimizer.lr) or rho, clip '
+            'gradients (optim_wrapper.clip_grad=dict(max_norm=...)), or '
+            'train with AMP (--amp), whose loss scaler skips such steps.')
 
     @contextmanager
     def _batchnorm_stats_frozen(self):
@@ -333,6 +424,7 @@ class SharpnessAwareMixin:
             if self._local_first_pass:
                 _dist.all_reduce_mean_(grads)  # every rank skips the step
             return None
+        first_peaks = self._first_pass_peaks(loss, grads)
         latent, perturbation = self._perturbation(params, grads, index)
         with torch.no_grad():
             weights = clone_tensors(latent)
@@ -352,6 +444,8 @@ class SharpnessAwareMixin:
             with torch.no_grad():
                 torch._foreach_copy_(latent, weights)
         sam_grads = [p.grad for p in params]
+        if not self._passes_finite(first_peaks, sam_loss, sam_grads):
+            return None  # nothing non-finite enters the policy's state
         self.policy.on_sam_step(first_grads, sam_grads, self._grad_scale(),
                                 index)
         return (sam_loss - loss).detach()
@@ -473,14 +567,14 @@ class AmpOnAnyDevice(AmpOptimWrapper):
                  use_fsdp: bool = False,
                  **kwargs):
         if use_fsdp:
-            raise _config_error('use_fsdp', 'FSDP is not supported',
+            raise config_error('use_fsdp', 'FSDP is not supported',
                                 'Remove use_fsdp from optim_wrapper.')
         from mmengine.device import get_device
         if get_device() != 'cpu':
             super().__init__(loss_scale=loss_scale, dtype=dtype, **kwargs)
             return
         if dtype not in (None, 'bfloat16', torch.bfloat16):
-            raise _config_error(
+            raise config_error(
                 'dtype', f'CPU autocast supports only bfloat16, got {dtype}',
                 "Set optim_wrapper.dtype='bfloat16' or train on a GPU.")
         OptimWrapper.__init__(self, **kwargs)
@@ -514,9 +608,18 @@ class AmpSharpnessAwareMixin(SharpnessAwareMixin):
     def _first_pass_finite(self, grads: List[Tensor]) -> bool:
         # An overflowed first pass has no direction to ascend along: skip
         # the second pass and let the scaler skip the step and back off.
-        # Max-abs per tensor, as the scaler checks: a sum of squares of
-        # large finite scaled gradients could overflow by itself.
         peaks = torch.stack(torch._foreach_norm(grads, float('inf')))
+        return _dist.all_ranks_true(torch.isfinite(peaks).all())
+
+    def _first_pass_peaks(self, loss, grads):
+        return None  # checked by _first_pass_finite already
+
+    def _passes_finite(self, first_peaks, sam_loss, sam_grads) -> bool:
+        # A perturbed pass that overflows after a finite first one: the
+        # scaler skips this step and backs off once; the PSF, histories and
+        # rate keep their last finite values, so the next iterations train
+        # normally instead of mixing in an inf/NaN PSF.
+        peaks = _loss_and_grad_peaks(sam_loss, sam_grads)
         return _dist.all_ranks_true(torch.isfinite(peaks).all())
 
 

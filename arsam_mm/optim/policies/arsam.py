@@ -19,11 +19,14 @@ one window (``window`` iterations), so the ``r`` history is full when the
 adaptive schedule starts.
 """
 import math
+import warnings
 from typing import Dict, List, Optional
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
+from .._checks import check_number, config_error
 from ..sam_math import global_norm, mix_psf_, psf_from_grads
 from .base import TwoPassPolicy
 
@@ -87,20 +90,27 @@ class ARSAMPolicy(TwoPassPolicy):
                  stat_layers: int = 10,
                  seed: int = 0):
         if warmup_iters is not None and warmup_epochs is not None:
-            raise ValueError(
-                'ARSAM: set only one of `warmup_iters` and `warmup_epochs` '
-                'in optim_wrapper, not both.')
-        checks = [('window', window >= 1), ('max_reuse', max_reuse >= 0),
-                  ('beta', 0.0 < beta < 1.0), ('blocks', blocks >= 1),
-                  ('stat_layers', stat_layers >= 1),
-                  ('max_p', 0.0 < max_p <= 1.0 and window * max_p >= 1),
-                  ('warmup_iters', (warmup_iters or 0) >= 0),
-                  ('warmup_epochs', (warmup_epochs or 0) >= 0)]
-        for key, ok in checks:
-            if not ok:
-                raise ValueError(
-                    f'ARSAM: optim_wrapper.{key}={locals()[key]!r} is out of '
-                    'range; see the ARSAMOptimWrapper docstring.')
+            raise config_error(
+                'warmup_epochs', 'ARSAM takes warmup_iters or warmup_epochs, '
+                'not both', 'Remove one of them.')
+        check_number('window', window, integer=True, low=1)
+        check_number('warmup_iters', warmup_iters, integer=True,
+                     optional=True, low=0)
+        check_number('warmup_epochs', warmup_epochs, integer=True,
+                     optional=True, low=0)
+        check_number('beta', beta, low=0, high=1, open_low=True,
+                     open_high=True)
+        check_number('max_reuse', max_reuse, integer=True, low=0)
+        check_number('a1', a1)
+        check_number('a2', a2)
+        check_number('max_p', max_p, low=0, high=1, open_low=True)
+        if window * max_p < 1:
+            raise config_error(
+                'max_p', f'window * max_p = {window * max_p} allows no SAM '
+                'iteration in a window', 'Raise max_p or window.')
+        check_number('blocks', blocks, integer=True, low=1)
+        check_number('stat_layers', stat_layers, integer=True, low=1)
+        check_number('seed', seed, integer=True)
         self.window = window
         if warmup_iters is None and warmup_epochs is None:
             warmup_iters = window
@@ -127,8 +137,20 @@ class ARSAMPolicy(TwoPassPolicy):
         self._last: Dict[str, Tensor] = {}
 
     # --------------------------------------------------------- schedule
+    def on_train_start(self, max_iters, epoch_length=None):
+        super().on_train_start(max_iters, epoch_length)
+        if self.warmup_epochs is not None and epoch_length:
+            # An epoch is one pass over the train dataloader, whichever loop
+            # runs: under IterBasedTrainLoop the runtime epoch stays 0, so
+            # counting epochs would never end the warm-up.
+            self.warmup_iters = self.warmup_epochs * epoch_length
+            print_log(
+                f'ARSAM: warmup_epochs={self.warmup_epochs} is '
+                f'{self.warmup_iters} iterations ({epoch_length} per epoch).',
+                logger='current')
+
     def _in_warmup(self, epoch: int) -> bool:
-        if self.warmup_epochs is not None:
+        if self.warmup_iters is None:  # no Runner told the epoch length
             return epoch < self.warmup_epochs
         return self.iteration < self.warmup_iters
 
@@ -166,6 +188,13 @@ class ARSAMPolicy(TwoPassPolicy):
         # The one host sync of the schedule: once per window.
         d_r, d_v = torch.stack(changes).tolist()
         rate = self.rate * (1.0 + self.a1 * d_r + self.a2 * d_v)
+        if not math.isfinite(rate):
+            # The glue never records a non-finite pass; should a statistic
+            # be inf/NaN all the same, keep the rate rather than crash or
+            # sample from NaN.
+            warnings.warn(f'ARSAM: non-finite schedule statistics (dr={d_r}, '
+                          f'dv={d_v}); the rate stays at {self.rate}.')
+            return
         self.rate = min(max(rate, 1.0), self.max_rate)
 
     # ---------------------------------------------------------- records

@@ -33,8 +33,10 @@ class TwoPassPolicy:
         """Called once the wrapper knows how many tensors it perturbs."""
         self.num_params = num_params
 
-    def on_train_start(self, max_iters: int) -> None:
-        """Called with the run's length (for schedules over training)."""
+    def on_train_start(self, max_iters: int,
+                       epoch_length: Optional[int] = None) -> None:
+        """Called with the run's length (for schedules over training) and,
+        under an mmengine Runner, the batches per epoch."""
         self.max_iters = max_iters
 
     def take_two_passes(self, epoch: int) -> Optional[bool]:

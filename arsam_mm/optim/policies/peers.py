@@ -14,6 +14,7 @@ from typing import Optional
 
 import torch
 
+from .._checks import check_number
 from ..sam_math import global_norm
 from .base import TwoPassPolicy
 
@@ -47,8 +48,8 @@ class LookSAMPolicy(TwoPassPolicy):
     needs_first_grads = True
 
     def __init__(self, k: int = 5, alpha: float = 0.7):
-        if k < 1:
-            raise ValueError(f'LookSAM: optim_wrapper.k={k} must be >= 1.')
+        check_number('k', k, integer=True, low=1)
+        check_number('alpha', alpha)
         self.k, self.alpha = k, alpha
         self.iteration = 0
         self.direction = None
@@ -101,9 +102,10 @@ class AESAMPolicy(TwoPassPolicy):
 
     def __init__(self, delta: float = 0.9, lambda1: float = -1.0,
                  lambda2: float = 1.0):
-        if not 0.0 < delta < 1.0:
-            raise ValueError(
-                f'AE-SAM: optim_wrapper.delta={delta} must be in (0, 1).')
+        check_number('delta', delta, low=0, high=1, open_low=True,
+                     open_high=True)
+        check_number('lambda1', lambda1)
+        check_number('lambda2', lambda2)
         self.delta, self.lambda1, self.lambda2 = delta, lambda1, lambda2
         self.iteration = 0
         self.max_iters = None
@@ -152,10 +154,9 @@ class RandomSAMPolicy(TwoPassPolicy):
 
     def __init__(self, p: float = 0.5, p_end: Optional[float] = None,
                  seed: int = 0):
-        for key, value in (('p', p), ('p_end', p_end)):
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise ValueError(
-                    f'RST: optim_wrapper.{key}={value} must be in [0, 1].')
+        check_number('p', p, low=0, high=1)
+        check_number('p_end', p_end, optional=True, low=0, high=1)
+        check_number('seed', seed, integer=True)
         self.p, self.p_end = p, p_end
         self.generator = torch.Generator().manual_seed(seed)
         self.iteration = 0

@@ -1,0 +1,109 @@
+"""A non-finite pass never kills the run or poisons the schedule.
+
+Faults are injected into a real mmseg model with a forward hook that turns
+the decode head's output to inf on a chosen forward call (first or second
+pass of an iteration); everything else is the real stack.
+"""
+import copy
+import math
+
+import pytest
+import torch
+from conftest import build_segmentor
+from mmengine.optim import build_optim_wrapper
+
+from arsam_mm.optim import ARSAMPolicy
+
+
+class _Fault:
+    """Makes forward call number ``n`` (1-based) of the classifier return inf."""
+
+    def __init__(self, model):
+        self.calls, self.at = 0, set()
+        model.decode_head.conv_seg.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        self.calls += 1
+        if self.calls in self.at:
+            return output * float('inf')
+        return output
+
+
+def _wrapper(model, type_name, **kwargs):
+    return build_optim_wrapper(model, dict(
+        type=type_name, rho=0.05, optimizer=dict(type='SGD', lr=0.01),
+        **kwargs))
+
+
+def _step(model, wrapper, batch):
+    model.train_step(copy.deepcopy(batch), wrapper)
+
+
+def _all_finite(tensors):
+    return all(torch.isfinite(t).all() for t in tensors if t is not None)
+
+
+def test_amp_overflow_in_the_perturbed_pass_costs_one_step(seg_batches):
+    model = build_segmentor()
+    fault = _Fault(model)
+    wrapper = _wrapper(model, 'AmpARSAMOptimWrapper', window=10,
+                       warmup_iters=2, loss_scale=dict(init_scale=1024.0))
+    policy = wrapper.policy
+    _step(model, wrapper, seg_batches[0])  # SAM iteration: calls 1, 2
+    psf = [t.clone() for t in policy.psf]
+    counts = dict(policy.counts)
+    before = copy.deepcopy(model.state_dict())
+
+    fault.at = {4}  # the second (perturbed) pass of the next SAM iteration
+    _step(model, wrapper, seg_batches[1])
+    assert fault.calls == 4
+    assert wrapper.loss_scaler.get_scale() == 512.0  # one back-off
+    for name, value in model.named_parameters():  # the step was skipped
+        assert torch.equal(value, before[name]), name
+    assert all(torch.equal(a, b) for a, b in zip(policy.psf, psf))
+    assert policy.counts == counts  # no history took a record
+    assert all(_all_finite(v.flatten() for v in [h])
+               for h in policy.history.values() if h is not None)
+
+    # The next iterations reuse the last finite PSF and train normally.
+    for batch in seg_batches[2:5]:
+        previous = [p.detach().clone() for p in model.parameters()]
+        _step(model, wrapper, batch)
+        assert policy.coef > 0  # a reuse iteration mixing the PSF
+        assert any(not torch.equal(p, q)
+                   for p, q in zip(model.parameters(), previous))
+    assert wrapper.loss_scaler.get_scale() == 512.0  # no further skips
+    assert _all_finite(policy.psf) and math.isfinite(policy.rate)
+    assert _all_finite(model.parameters())
+
+
+@pytest.mark.parametrize('call, which', [(3, 'first pass'),
+                                         (4, 'second pass')])
+def test_fp32_non_finite_pass_fails_at_that_iteration(seg_batches, call,
+                                                      which):
+    model = build_segmentor()
+    fault = _Fault(model)
+    wrapper = _wrapper(model, 'ARSAMOptimWrapper', window=10,
+                       warmup_iters=5)
+    _step(model, wrapper, seg_batches[0])
+    before = copy.deepcopy(model.state_dict())
+    psf = [t.clone() for t in wrapper.policy.psf]
+    fault.at = {call}
+    with pytest.raises(FloatingPointError) as info:
+        _step(model, wrapper, seg_batches[1])
+    message = str(info.value)
+    assert which in message and 'iteration 2' in message, message
+    assert 'clip_grad' in message and '--amp' in message
+    for name, value in model.named_parameters():  # weights restored
+        assert torch.equal(value, before[name]), name
+    assert all(torch.equal(a, b) for a, b in zip(wrapper.policy.psf, psf))
+
+
+def test_rate_update_rejects_non_finite_statistics():
+    policy = ARSAMPolicy(window=2, warmup_iters=0)
+    policy.bind(1)
+    for value in (1.0, float('nan'), 2.0):
+        policy._push('r', torch.tensor(value))
+    with pytest.warns(UserWarning, match='non-finite'):
+        decisions = [policy.take_two_passes(0) for _ in range(6)]
+    assert policy.rate == 1.0 and sum(decisions) == 3
