@@ -109,3 +109,45 @@ def test_config_trains_two_iterations(path, tmp_path):
     moved = [not torch.equal(a, b)
              for a, b in zip(before, runner.model.parameters())]
     assert sum(moved) > 0.5 * len(moved)
+
+
+def _mmpose_config(name):
+    import os.path as osp
+
+    import mmpose
+    return Config.fromfile(osp.join(osp.dirname(mmpose.__file__), '.mim',
+                                    'configs', 'body_2d_keypoint', name))
+
+
+def _affine_sizes(node, found):
+    if isinstance(node, dict):
+        if node.get('type') == 'TopdownAffine':
+            found.append(tuple(node['input_size']))
+        for value in node.values():
+            _affine_sizes(value, found)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _affine_sizes(value, found)
+    return found
+
+
+def test_embedded_data_scales_sizes_inside_custom_hooks(tmp_path):
+    # RTMPose switches to a second train pipeline with PipelineSwitchHook;
+    # its affine size must follow the halved codec (it used to stay at
+    # 192x256: "mat1 and mat2 shapes cannot be multiplied").
+    cfg = _mmpose_config('rtmpose/coco/rtmpose-s_8xb256-420e_coco-256x192.py')
+    use_embedded_data(cfg, root=str(tmp_path))
+    codec = tuple(cfg.codec['input_size'])
+    assert codec == (96, 128)
+    hooks = [h for h in cfg.custom_hooks if 'switch_pipeline' in h]
+    assert hooks and set(_affine_sizes(hooks, [])) == {codec}
+    assert set(_affine_sizes(cfg.train_dataloader, [])) == {codec}
+
+
+def test_embedded_data_keeps_upstream_validation_batch_size(tmp_path):
+    # Bottom-up CID validates one image at a time (mmpose asserts it).
+    cfg = _mmpose_config('cid/coco/cid_hrnet-w32_8xb20-140e_coco-512x512.py')
+    use_embedded_data(cfg, root=str(tmp_path), batch_size=4)
+    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.val_dataloader.batch_size == 1
+    assert cfg.test_dataloader.batch_size == 1

@@ -40,6 +40,10 @@ def _drop_pretrained(node):
 
 
 def _loader(cfg_loader, dataset, batch_size, shuffle):
+    if not shuffle:
+        # Validation keeps upstream's batch size: some evaluators assume it
+        # (mmpose's bottom-up CID validates one image at a time).
+        batch_size = cfg_loader.get('batch_size', batch_size)
     loader = ConfigDict(
         batch_size=batch_size,
         num_workers=0,
@@ -108,8 +112,10 @@ def _pose(cfg, root, batch_size):
             if isinstance(value, (list, tuple)) and len(value) == 2:
                 node[key] = tuple(max(1, int(v) // 2) for v in value)
 
+    # custom_hooks too: RTMPose's PipelineSwitchHook holds a second train
+    # pipeline whose affine size must match the halved codec.
     for key in ('model', 'train_dataloader', 'val_dataloader',
-                'test_dataloader', 'codec'):
+                'test_dataloader', 'codec', 'custom_hooks'):
         if key in cfg:
             walk_dicts(cfg[key], halve_sizes)
 
