@@ -568,7 +568,7 @@ class AmpOnAnyDevice(AmpOptimWrapper):
                  **kwargs):
         if use_fsdp:
             raise config_error('use_fsdp', 'FSDP is not supported',
-                                'Remove use_fsdp from optim_wrapper.')
+                               'Remove use_fsdp from optim_wrapper.')
         from mmengine.device import get_device
         if get_device() != 'cpu':
             super().__init__(loss_scale=loss_scale, dtype=dtype, **kwargs)
