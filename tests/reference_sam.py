@@ -13,23 +13,29 @@ def _loss(model, data):
 
 def reference_sam_step(model, data, optimizer, rho, adaptive=False,
                        eta=0.01, excluded=(), clip_norm=None):
-    """One SAM step on an already preprocessed batch; returns g and g_s."""
+    """One SAM step on an already preprocessed batch; returns g and g_s.
+
+    ASAM as in its official code: ``T = |w| + eta`` for parameters whose
+    name contains ``weight``, ``T = 1`` for the others (biases)."""
     params = [p for g in optimizer.param_groups for p in g['params']]
+    weights = {id(p) for n, p in model.named_parameters() if 'weight' in n}
+
+    def asam_scale(p):
+        return p.abs() + eta if adaptive and id(p) in weights else 1.0
+
     _loss(model, data).backward()
     first = {p: p.grad.detach().clone() for p in params if p.grad is not None}
     perturbed = [p for p in params if p.grad is not None
                  and id(p) not in excluded]
     norms = []
     for p in perturbed:
-        scale = (p.abs() + eta) if adaptive else 1.0
-        norms.append((scale * p.grad).norm(2))
+        norms.append((asam_scale(p) * p.grad).norm(2))
     grad_norm = torch.stack(norms).norm(2)
     saved = {}
     with torch.no_grad():
         for p in perturbed:
             saved[p] = p.data.clone()
-            factor = (p.abs() + eta)**2 if adaptive else 1.0
-            p.add_(factor * p.grad * (rho / (grad_norm + 1e-12)))
+            p.add_(asam_scale(p)**2 * p.grad * (rho / (grad_norm + 1e-12)))
     optimizer.zero_grad()
     momenta = {}
     for m in model.modules():

@@ -30,25 +30,42 @@ def test_looksam_schedule_and_reuse():
     np.testing.assert_allclose(torch.cat(grads).numpy(), want, rtol=1e-5)
 
 
-def test_aesam_decisions_match_hand_computation():
+def _aesam_paper(norms, delta, lambda1, lambda2, total):
+    """AE-SAM's rule as the paper writes it (Jiang et al., ICLR 2023):
+    mu_t, sigma_t^2 take ||g_t||^2 first, then the comparison with
+    c_t = (t/T) lambda1 + (1 - t/T) lambda2; mu and sigma^2 start at 0."""
+    mu = var = 0.0
+    decisions = []
+    for t, norm in enumerate(norms):
+        sq = norm * norm
+        mu = delta * mu + (1 - delta) * sq
+        var = delta * var + (1 - delta) * (sq - mu)**2
+        c_t = t / total * lambda1 + (1 - t / total) * lambda2
+        decisions.append(sq >= mu + c_t * math.sqrt(var))
+    return decisions
+
+
+def test_aesam_decisions_follow_the_paper():
     delta, l1, l2, n = 0.9, -1.0, 1.0, 12
     policy = AESAMPolicy(delta=delta, lambda1=l1, lambda2=l2)
     policy.on_train_start(n)
     norms = [1.0, 1.2, 0.8, 2.0, 1.0, 1.1, 3.0, 0.5, 0.9, 1.0, 2.5, 1.0]
     got = [policy.decide_after_first_pass([torch.tensor([x])], None)
            for x in norms]
-    mean, var, want = None, 0.0, []
-    for i, x in enumerate(norms):
-        sq, c_t = x * x, l1 + (l2 - l1) * i / (n - 1)
-        if mean is None:
-            want.append(True)
-            mean = sq
-            continue
-        want.append(sq >= mean + c_t * math.sqrt(var))
-        mean = delta * mean + (1 - delta) * sq
-        var = delta * var + (1 - delta) * (sq - mean)**2
-    assert got == want
+    assert got == _aesam_paper(norms, delta, l1, l2, n)
     assert 0 < sum(got) < n
+
+
+def test_aesam_threshold_falls_so_sam_grows_late():
+    n = 4000
+    norms = np.random.default_rng(0).lognormal(0.0, 0.3, n).tolist()
+    policy = AESAMPolicy()  # lambda1=-1 (end), lambda2=1 (start)
+    policy.on_train_start(n)
+    got = [policy.decide_after_first_pass([torch.tensor([x])], None)
+           for x in norms]
+    assert got == _aesam_paper(norms, 0.9, -1.0, 1.0, n)
+    early, late = np.mean(got[:n // 4]), np.mean(got[-n // 4:])
+    assert early < 0.3 < 0.7 < late, (early, late)
 
 
 def test_rst_probability_and_schedule():

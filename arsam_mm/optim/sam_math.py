@@ -28,16 +28,20 @@ def clone_tensors(tensors: List[Tensor]) -> List[Tensor]:
 
 
 @torch.no_grad()
-def sam_perturbation(params: List[Tensor],
-                     grads: List[Tensor],
-                     rho: float,
-                     eps: float = 1e-12,
-                     adaptive: bool = False,
-                     eta: float = 0.01) -> Tuple[List[Tensor], Tensor]:
+def sam_perturbation(
+        params: List[Tensor],
+        grads: List[Tensor],
+        rho: float,
+        eps: float = 1e-12,
+        adaptive: bool = False,
+        eta: float = 0.01,
+        scaled: Optional[List[bool]] = None) -> Tuple[List[Tensor], Tensor]:
     """The ascent step ``e`` of SAM (step 2) or ASAM.
 
     SAM:  ``e = rho * g / (||g|| + eps)``.
-    ASAM: ``e = rho * T^2 g / (||T g|| + eps)`` with ``T = |w| + eta``.
+    ASAM: ``e = rho * T^2 g / (||T g|| + eps)`` with ``T = |w| + eta`` on
+    the tensors flagged in ``scaled`` (all when None) and ``T = 1`` on the
+    others: the official ASAM code scales weights only, not biases.
 
     The direction is invariant to a common scale of ``grads``, so AMP-scaled
     gradients give the same ``e`` as unscaled ones.
@@ -48,6 +52,10 @@ def sam_perturbation(params: List[Tensor],
     if adaptive:
         scale = torch._foreach_abs(params)
         torch._foreach_add_(scale, eta)
+        if scaled is not None and not all(scaled):
+            unit = [t for t, flag in zip(scale, scaled) if not flag]
+            torch._foreach_mul_(unit, 0.0)
+            torch._foreach_add_(unit, 1.0)
         scaled_grads = torch._foreach_mul(scale, grads)
         norm = global_norm(scaled_grads)
         torch._foreach_mul_(scaled_grads, scale)

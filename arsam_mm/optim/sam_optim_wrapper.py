@@ -238,6 +238,11 @@ class SharpnessAwareMixin:
             raise config_error(
                 'exclude', 'matches every trainable parameter',
                 'Narrow the regexes so that some parameters are perturbed.')
+        # ASAM's T = |w| + eta applies to weights only, as in the official
+        # ASAM code (``'weight' in name``); biases keep T = 1.
+        self._asam_scaled = [
+            'weight' in names.get(id(p), 'weight') for p in perturbed
+        ]
         return params, perturbed
 
     def _bind(self, model: nn.Module) -> None:
@@ -453,11 +458,14 @@ class SharpnessAwareMixin:
     def _perturbation(self, params, grads, index):
         """``e`` for the latent weights it applies to, ``(params, e)``; the
         SAQ-mode weights get theirs through ``perturb_quantized_weight``."""
+        scaled = self._asam_scaled if self.adaptive else None
+        if scaled is not None and index is not None:
+            scaled = [scaled[i] for i in index]
         mask = self._quantized_mask
         if mask is None:
             return params, sam_perturbation(params, grads, self.rho,
                                             self.eps, self.adaptive,
-                                            self.eta)[0]
+                                            self.eta, scaled)[0]
         if index is not None:
             mask = [mask[i] for i in index]
         captured = _QuantizedPerturbation.grads
@@ -467,7 +475,7 @@ class SharpnessAwareMixin:
             for p, g, quantized in zip(params, grads, mask)
         ]
         perturbation, _ = sam_perturbation(params, grads, self.rho, self.eps,
-                                           self.adaptive, self.eta)
+                                           self.adaptive, self.eta, scaled)
         latent, latent_e = [], []
         for p, e, quantized in zip(params, perturbation, mask):
             if quantized:

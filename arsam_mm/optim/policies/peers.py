@@ -90,14 +90,25 @@ class LookSAMPolicy(TwoPassPolicy):
 
 
 class AESAMPolicy(TwoPassPolicy):
-    """SAM when ``||g||^2 >= mu + c_t * sigma`` (EMAs of the squared
-    gradient norm), ``c_t`` linear from ``lambda1`` to ``lambda2`` over
-    training; no reuse. Decides after the first backward, which every
-    iteration pays anyway (one host sync per iteration, by design).
+    """AE-SAM (Jiang et al., ICLR 2023, section 3): with ``s_t = ||g_t||^2``
+
+    * ``mu_t = delta * mu_{t-1} + (1 - delta) * s_t``;
+    * ``sigma_t^2 = delta * sigma_{t-1}^2 + (1 - delta) * (s_t - mu_t)^2``;
+    * ``c_t = (t / T) * lambda1 + (1 - t / T) * lambda2``;
+    * SAM when ``s_t >= mu_t + c_t * sigma_t``, otherwise an ERM step;
+
+    in that order: the statistics take ``s_t`` before the comparison. The
+    recursion starts from ``mu = sigma^2 = 0``. ``c_t`` goes from
+    ``lambda2`` at the start to ``lambda1`` at the end, so with the paper's
+    ``lambda1 < lambda2`` the threshold falls and SAM steps become more
+    frequent late in training. No reuse on the ERM steps. Decides after the
+    first backward, which every iteration pays anyway (one host sync per
+    iteration, by design).
 
     Args:
         delta (float): forgetting rate of the EMAs (paper: 0.9).
-        lambda1, lambda2 (float): ``c_t`` at the start and end of training.
+        lambda1 (float): ``c_t`` at the end of training (paper: -1).
+        lambda2 (float): ``c_t`` at the start of training (paper: 1).
     """
 
     def __init__(self, delta: float = 0.9, lambda1: float = -1.0,
@@ -109,8 +120,13 @@ class AESAMPolicy(TwoPassPolicy):
         self.delta, self.lambda1, self.lambda2 = delta, lambda1, lambda2
         self.iteration = 0
         self.max_iters = None
-        self.mean = None
+        self.mean = 0.0
         self.var = 0.0
+
+    def _threshold_coef(self) -> float:
+        t, total = self.iteration, self.max_iters
+        frac = min(1.0, t / total) if total else 0.0
+        return frac * self.lambda1 + (1.0 - frac) * self.lambda2
 
     def take_two_passes(self, epoch):
         return None  # decided from this iteration's gradient norm
@@ -120,26 +136,24 @@ class AESAMPolicy(TwoPassPolicy):
         if grad_scale is not None:
             sq_norm = sq_norm / grad_scale**2
         sq_norm = float(sq_norm)
-        c_t = self.lambda1 + (self.lambda2 - self.lambda1) * _progress(
-            self.iteration, self.max_iters)
+        c_t = self._threshold_coef()
         self.iteration += 1
         if not math.isfinite(sq_norm):
-            return True  # the glue skips an overflowed step anyway
-        if self.mean is None:
-            take = True
-            self.mean = sq_norm
-        else:
-            take = sq_norm >= self.mean + c_t * math.sqrt(self.var)
-            self.mean = self.delta * self.mean + (1 - self.delta) * sq_norm
-            self.var = self.delta * self.var + (1 - self.delta) * (
-                sq_norm - self.mean)**2
-        return take
+            # The glue skips (AMP) or reports (fp32) a non-finite pass;
+            # the statistics keep their last finite values.
+            return True
+        self.mean = self.delta * self.mean + (1 - self.delta) * sq_norm
+        self.var = self.delta * self.var + (1 - self.delta) * (
+            sq_norm - self.mean)**2
+        return sq_norm >= self.mean + c_t * math.sqrt(self.var)
 
     def state_dict(self):
         return dict(iteration=self.iteration, mean=self.mean, var=self.var)
 
     def load_state_dict(self, state, device=None):
-        self.iteration, self.mean = state['iteration'], state['mean']
+        self.iteration = state['iteration']
+        # Checkpoints from before the paper-faithful update held None.
+        self.mean = state['mean'] or 0.0
         self.var = state['var']
 
 
