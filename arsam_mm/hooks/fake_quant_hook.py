@@ -21,6 +21,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS
 from torch import nn
+from torch.autograd import Variable
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..optim._dist import all_reduce_mean_, world_size
@@ -115,6 +116,7 @@ class FakeQuantHook(Hook):
         self.perturb = perturb
         self.layers, self.steps = [], []
         self._synced = False  # DDP gradient hooks registered on the steps
+        self._sync_queued = False  # an average is queued for this backward
         self._steps_loaded = False  # a checkpoint brought trained steps
 
     # ----------------------------------------------------------- swapping
@@ -163,15 +165,27 @@ class FakeQuantHook(Hook):
 
     def _sync_step_grads(self) -> None:
         """DDP was built before the steps existed: its reducer does not
-        know them, so their gradients are averaged here."""
+        know them, so their gradients are averaged here, in one flattened
+        all-reduce per backward. The first step-size gradient of a backward
+        queues it to run when the backward ends (as DDP's reducer does)."""
         if self._synced or world_size() == 1:
             return
 
-        def sync(param):
-            all_reduce_mean_([param.grad])
+        def average_step_grads():
+            self._sync_queued = False
+            trained = [step for step in self.steps if step.requires_grad]
+            for step in trained:  # every rank reduces the same layout
+                if step.grad is None:
+                    step.grad = torch.zeros_like(step)
+            all_reduce_mean_([step.grad for step in trained])
+
+        def queue_average(param):
+            if not self._sync_queued:
+                self._sync_queued = True
+                Variable._execution_engine.queue_callback(average_step_grads)
 
         for step in self.steps:
-            step.register_post_accumulate_grad_hook(sync)
+            step.register_post_accumulate_grad_hook(queue_average)
         self._synced = True
 
     def _own_param_group(self, runner, optimizer) -> None:

@@ -43,51 +43,12 @@ from .sam_math import clone_tensors, sam_perturbation
 __all__ = [
     'SAMOptimWrapper', 'ARSAMOptimWrapper', 'AmpSAMOptimWrapper',
     'AmpARSAMOptimWrapper', 'SharpnessAwareMixin', 'AmpSharpnessAwareMixin',
-    'AmpOnAnyDevice', 'policy_arguments', 'in_perturbed_pass',
-    'perturb_quantized_weight'
+    'AmpOnAnyDevice', 'policy_arguments'
 ]
 
 
 # ``_decision`` before optim_context ran (``None`` means: decide later).
 _NO_CONTEXT = object()
-_PERTURBED_PASS = [False]
-
-
-def in_perturbed_pass() -> bool:
-    """True during a wrapper's second forward/backward (at ``w + e``).
-
-    Layers with data-dependent initialisation (LSQ step sizes) use it to
-    keep that logic out of the perturbed pass.
-    """
-    return _PERTURBED_PASS[0]
-
-
-class _QuantizedPerturbation:
-    """SAQ's mode (Liu et al. 2021; ``FakeQuantHook(perturb='quantized')``):
-    the weights of layers with ``perturb_quantized`` set are perturbed
-    *after* quantization, along the gradient w.r.t. their quantized value,
-    so that rounding cannot swallow the perturbation. Keyed by ``id`` of the
-    latent Parameter."""
-
-    capture = False  # first forward of a possibly two-pass iteration
-    grads: dict = {}  # dL/dQ(w) of that first pass
-    offsets: dict = {}  # e, added to Q(w) in the perturbed pass
-
-
-def perturb_quantized_weight(latent: Tensor, quantized: Tensor) -> Tensor:
-    """Called by a quantized layer on its fake-quantized weight.
-
-    Outside the perturbed pass it records ``dL/dQ(w)`` (on iterations that
-    may take two passes); inside, it returns ``Q(w) + e``.
-    """
-    if _PERTURBED_PASS[0]:
-        offset = _QuantizedPerturbation.offsets.get(id(latent))
-        return quantized if offset is None else quantized + offset
-    if _QuantizedPerturbation.capture and quantized.requires_grad:
-        key = id(latent)
-        quantized.register_hook(
-            lambda grad: _QuantizedPerturbation.grads.__setitem__(key, grad))
-    return quantized
 
 
 def _calling_runner_epoch_length() -> Optional[int]:
@@ -197,6 +158,7 @@ class SharpnessAwareMixin:
         self.sam_iters = 0
         self.total_iters = 0
         self._model: Optional[nn.Module] = None
+        self._saq_layers: List[nn.Module] = []
         self._decision = _NO_CONTEXT
         self._local_first_pass = False
         self._batch = None
@@ -258,11 +220,16 @@ class SharpnessAwareMixin:
         params, perturbed = self._split_params(inner)
         self._model, self._inner = model, inner
         self._params, self._perturbed = params, perturbed
-        saq = {id(m.weight) for m in inner.modules()
+        # SAQ (Liu et al. 2021; FakeQuantHook(perturb='quantized')): layers
+        # whose *quantized* weight is perturbed, along dL/dQ(w), so that
+        # rounding cannot swallow the perturbation. They take part through
+        # their protocol (arsam_mm/quant/modules.py), aligned with perturbed.
+        saq = {id(m.weight): m for m in inner.modules()
                if getattr(m, 'perturb_quantized', False)}
-        self._quantized_mask = [id(p) in saq for p in perturbed]
-        if not any(self._quantized_mask):
-            self._quantized_mask = None
+        self._saq_layers = list(saq.values())
+        self._quantized_layers = [saq.get(id(p)) for p in perturbed]
+        if not self._saq_layers:
+            self._quantized_layers = None
         self._batchnorms = [
             m for m in inner.modules() if isinstance(m, _BatchNorm)
         ]
@@ -296,7 +263,7 @@ class SharpnessAwareMixin:
             and hasattr(model, 'no_sync') and _dist.world_size() > 1)
         handle = self._inner.data_preprocessor.register_forward_hook(
             self._capture_batch)
-        _QuantizedPerturbation.capture = self._quantized_mask is not None
+        self._set_on_saq_layers('record_quantized_weight_grad', True)
         try:
             no_sync = model.no_sync() if self._local_first_pass else (
                 nullcontext())
@@ -304,7 +271,11 @@ class SharpnessAwareMixin:
                 yield
         finally:
             handle.remove()
-            _QuantizedPerturbation.capture = False
+            self._set_on_saq_layers('record_quantized_weight_grad', False)
+
+    def _set_on_saq_layers(self, name: str, value) -> None:
+        for layer in self._saq_layers:
+            setattr(layer, name, value)
 
     def _forward_context(self):
         """Autocast for the second forward (the AMP twins override it)."""
@@ -404,7 +375,7 @@ class SharpnessAwareMixin:
             _, grads, index = self._perturbed_grads()
             self.policy.on_one_pass_step(grads, self._grad_scale(), index)
         self._batch = None
-        _QuantizedPerturbation.grads.clear()
+        self._set_on_saq_layers('quantized_weight_grad', None)
         self.total_iters += 1
         self.sam_iters += int(two_pass)
         self._log(two_pass, sharpness)
@@ -437,15 +408,13 @@ class SharpnessAwareMixin:
             del perturbation
             torch._foreach_zero_([p.grad for p in self._params
                                   if p.grad is not None])
-        _PERTURBED_PASS[0] = True
         try:
             with self._batchnorm_stats_frozen(), self._forward_context():
                 losses = self._model._run_forward(self._batch, mode='loss')
             sam_loss, _ = self._inner.parse_losses(losses)
             self._backward_uncounted(self.scale_loss(sam_loss))
         finally:
-            _PERTURBED_PASS[0] = False
-            _QuantizedPerturbation.offsets.clear()
+            self._set_on_saq_layers('quantized_weight_offset', None)
             with torch.no_grad():
                 torch._foreach_copy_(latent, weights)
         sam_grads = [p.grad for p in params]
@@ -457,29 +426,28 @@ class SharpnessAwareMixin:
 
     def _perturbation(self, params, grads, index):
         """``e`` for the latent weights it applies to, ``(params, e)``; the
-        SAQ-mode weights get theirs through ``perturb_quantized_weight``."""
+        SAQ layers get theirs as ``quantized_weight_offset``."""
         scaled = self._asam_scaled if self.adaptive else None
         if scaled is not None and index is not None:
             scaled = [scaled[i] for i in index]
-        mask = self._quantized_mask
-        if mask is None:
+        layers = self._quantized_layers
+        if layers is None:
             return params, sam_perturbation(params, grads, self.rho,
                                             self.eps, self.adaptive,
                                             self.eta, scaled)[0]
         if index is not None:
-            mask = [mask[i] for i in index]
-        captured = _QuantizedPerturbation.grads
+            layers = [layers[i] for i in index]
         # dL/dQ(w) where the layer ran (a frozen/unused one keeps dL/dw).
         grads = [
-            captured.get(id(p), g) if quantized else g
-            for p, g, quantized in zip(params, grads, mask)
+            g if layer is None or layer.quantized_weight_grad is None else
+            layer.quantized_weight_grad for layer, g in zip(layers, grads)
         ]
         perturbation, _ = sam_perturbation(params, grads, self.rho, self.eps,
                                            self.adaptive, self.eta, scaled)
         latent, latent_e = [], []
-        for p, e, quantized in zip(params, perturbation, mask):
-            if quantized:
-                _QuantizedPerturbation.offsets[id(p)] = e
+        for p, e, layer in zip(params, perturbation, layers):
+            if layer is not None:
+                layer.quantized_weight_offset = e
             else:
                 latent.append(p)
                 latent_e.append(e)

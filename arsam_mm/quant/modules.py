@@ -5,16 +5,22 @@ the optimizer and by DDP) stay the same objects.
 Weights: signed, a step per output channel. Activations (the layer input):
 a step per tensor, unsigned when the first batch it sees is non-negative
 (after a ReLU), signed otherwise. Steps are initialised from the first
-batch outside a SAM perturbed pass, averaged over ranks. The weight of a
-layer with ``perturb_quantized`` set (SAQ mode) is perturbed after
-quantization.
+batch, averaged over ranks.
+
+A layer knows nothing of the optimizer. For SAQ-style training (an
+optimizer that perturbs the *quantized* weight, ``perturb_quantized``) it
+offers a small protocol the optimizer drives:
+
+* ``record_quantized_weight_grad = True``: the next forwards keep
+  ``dL/dQ(w)`` in ``quantized_weight_grad`` once the backward has run;
+* ``quantized_weight_offset = e``: forwards use ``Q(w) + e`` (and never
+  initialise step sizes) until it is set back to ``None``.
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..optim._dist import all_reduce_mean_
-from ..optim.sam_optim_wrapper import in_perturbed_pass, perturb_quantized_weight
 from .lsq import lsq_fake_quant, lsq_init_step, quant_range
 
 __all__ = [
@@ -40,6 +46,9 @@ class _LSQMixin:
         self.weight_step = StepSize(weight.new_ones(shape))
         self.act_step = StepSize(weight.new_ones(()))
         self.perturb_quantized = False  # SAQ mode (FakeQuantHook.perturb)
+        self.record_quantized_weight_grad = False
+        self.quantized_weight_grad = None
+        self.quantized_weight_offset = None
         self.register_buffer('quant_initialized', weight.new_zeros(()))
         self.register_buffer('act_signed', weight.new_ones(()))
         self._host_flags = None
@@ -81,13 +90,19 @@ class _LSQMixin:
         self.quant_initialized.fill_(1)
         self._host_flags = None
 
+    def _keep_quantized_weight_grad(self, grad):
+        self.quantized_weight_grad = grad
+
     def _quantized_inputs(self, x):
-        if not self._flags()[0] and not in_perturbed_pass():
+        offset = self.quantized_weight_offset
+        if not self._flags()[0] and offset is None:
             self._initialize(x)
         w_qn, w_qp = quant_range(self.w_bits, True)
         weight = lsq_fake_quant(self.weight, self.weight_step, w_qn, w_qp)
-        if self.perturb_quantized:
-            weight = perturb_quantized_weight(self.weight, weight)
+        if offset is not None:
+            weight = weight + offset
+        elif self.record_quantized_weight_grad and weight.requires_grad:
+            weight.register_hook(self._keep_quantized_weight_grad)
         if self.a_bits is not None:
             qn, qp = self._act_range()
             x = lsq_fake_quant(x, self.act_step, qn, qp)
