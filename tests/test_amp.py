@@ -32,16 +32,20 @@ def test_amp_arsam_trains_with_a_runner(tmp_path, shapes_root):
 
 
 def test_psf_is_stored_in_unscaled_units(seg_batches):
-    norms = {}
+    norms, ratios, records = {}, {}, {}
     for type_name, extra in [('ARSAMOptimWrapper', {}),
                              ('AmpARSAMOptimWrapper',
                               dict(loss_scale=dict(init_scale=4096.0)))]:
         model = build_segmentor()
         wrapper = _wrapper(model, type_name, warmup_iters=1, **extra)
         model.train_step(copy.deepcopy(seg_batches[0]), wrapper)
-        norms[type_name] = wrapper.policy.log_scalars()['psf_norm'].item()
-    ratio = norms['AmpARSAMOptimWrapper'] / norms['ARSAMOptimWrapper']
-    assert 0.5 < ratio < 2.0, norms  # bf16 noise, not a factor of 4096
+        scalars = wrapper.policy.log_scalars()
+        norms[type_name] = scalars['psf_norm'].item()
+        ratios[type_name] = scalars['psf_ratio'].item()  # ||psf|| / ||g||
+        records[type_name] = wrapper.policy.history['r'][0].item()
+    for values in (norms, ratios, records):
+        ratio = values['AmpARSAMOptimWrapper'] / values['ARSAMOptimWrapper']
+        assert 0.5 < ratio < 2.0, values  # bf16 noise, not 4096
 
 
 def test_overflowed_first_pass_skips_ascent_and_step(seg_batches):

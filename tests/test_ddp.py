@@ -65,7 +65,9 @@ def test_arsam_ranks_stay_identical(tmp_path, shapes_root):
 
 @pytest.mark.parametrize('wrapper', [
     dict(type='LookSAMOptimWrapper', k=3),
-    dict(type='AESAMOptimWrapper'),  # decides after an all-reduced pass
+    # AE-SAM decides after an all-reduced pass; its zero-started EMAs take
+    # SAM at first, a high early threshold (lambda2) brings ERM steps in.
+    dict(type='AESAMOptimWrapper', lambda2=3.0),
 ])
 def test_peer_ranks_stay_identical(tmp_path, shapes_root, wrapper):
     wrapper_cfg = dict(wrapper, rho=0.05,

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    'global_norm', 'sam_perturbation', 'clone_tensors', 'psf_from_grads',
+    'global_norm', 'sam_perturbation', 'clone_tensors', 'psf_from_grads_',
     'mix_psf_'
 ]
 
@@ -68,20 +68,21 @@ def sam_perturbation(
 
 
 @torch.no_grad()
-def psf_from_grads(first_grads: List[Tensor],
-                   sam_grads: List[Tensor],
-                   grad_scale: Optional[Tensor] = None) -> List[Tensor]:
-    """PSF estimate ``g_s - g`` (ALGORITHM.md section 2), in unscaled units.
+def psf_from_grads_(first_grads: List[Tensor],
+                    sam_grads: List[Tensor],
+                    grad_scale: Optional[Tensor] = None) -> List[Tensor]:
+    """PSF estimate ``g_s - g`` (ALGORITHM.md section 2), in unscaled units,
+    formed in place in ``first_grads`` (two fused passes, no allocation).
 
     Args:
-        first_grads: ``g``, gradients at ``w``.
+        first_grads: ``g``, gradients at ``w``; overwritten with the PSF.
         sam_grads: ``g_s``, gradients at ``w + e`` on the same batch.
         grad_scale: the AMP loss scale both lists carry, if any.
     """
-    psf = torch._foreach_sub(sam_grads, first_grads)
-    if grad_scale is not None:
-        torch._foreach_div_(psf, grad_scale)
-    return psf
+    torch._foreach_sub_(first_grads, sam_grads)  # g - g_s
+    torch._foreach_div_(first_grads,
+                        -1.0 if grad_scale is None else -grad_scale)
+    return first_grads
 
 
 @torch.no_grad()

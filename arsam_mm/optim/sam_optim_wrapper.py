@@ -38,7 +38,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from . import _dist
 from ._checks import check_number, config_error
 from .policies import AlwaysSAMPolicy, ARSAMPolicy, TwoPassPolicy
-from .sam_math import clone_tensors, sam_perturbation
+from .sam_math import clone_tensors, global_norm, sam_perturbation
 
 __all__ = [
     'SAMOptimWrapper', 'ARSAMOptimWrapper', 'AmpSAMOptimWrapper',
@@ -92,11 +92,12 @@ def _compile_patterns(exclude) -> List['re.Pattern']:
     return compiled
 
 
-def _loss_and_grad_peaks(loss: Tensor, grads: List[Tensor]) -> Tensor:
-    """``[|loss|, max |g|]`` on the device (max-abs per tensor, as the AMP
-    scaler checks: a sum of squares could overflow by itself)."""
-    peak = torch.stack(torch._foreach_norm(grads, float('inf'))).max()
-    return torch.stack([loss.detach().float().abs(), peak.float()])
+def _loss_and_grad_norm(loss: Tensor, grads: List[Tensor]) -> Tensor:
+    """``[loss, ||g||]`` on the device: finite only if every element is.
+    The 2-norm is 10x cheaper than max-abs on CPU; it overflows only for
+    gradients near 1e19, a divergence all the same."""
+    return torch.stack(
+        [loss.detach().float(), global_norm(grads).float()])
 
 
 class SharpnessAwareMixin:
@@ -292,9 +293,9 @@ class SharpnessAwareMixin:
 
     def _first_pass_peaks(self, loss: Tensor,
                           grads: List[Tensor]) -> Optional[Tensor]:
-        """``|loss|`` and ``max |g|`` of the first pass, kept on the device
+        """``loss`` and ``||g||`` of the first pass, kept on the device
         until :meth:`_passes_finite` reads them with the second pass's."""
-        return _loss_and_grad_peaks(loss, grads)
+        return _loss_and_grad_norm(loss, grads)
 
     def _passes_finite(self, first_peaks: Optional[Tensor], sam_loss: Tensor,
                        sam_grads: List[Tensor]) -> bool:
@@ -303,20 +304,22 @@ class SharpnessAwareMixin:
         instead of poisoning the PSF and the schedule (one host sync per
         SAM iteration, every rank alike)."""
         peaks = torch.cat([first_peaks,
-                           _loss_and_grad_peaks(sam_loss, sam_grads)])
+                           _loss_and_grad_norm(sam_loss, sam_grads)])
         finite = _dist.all_ranks_true_each(torch.isfinite(peaks))
         if all(finite):
             return True
+        self.policy.on_sam_step_skipped()
         bad = finite.index(False)
         which = ('first pass (at w)', 'second pass (at the perturbed '
                  'weights w + e)')[bad // 2]
         what = ('loss', 'gradient')[bad % 2]
-        iteration = self.message_hub.get_info('iter')
-        iteration = self.total_iters if iteration is None else iteration
+        # total_iters counts this iteration only after the step (and is
+        # restored on resume), so +1 is mmengine's 1-based Iter(train).
         raise FloatingPointError(
             f'{type(self).__name__}: non-finite {what} in the {which} of '
-            f'training iteration {iteration + 1}. The weights are restored '
-            'and nothing of this iteration was stored. Remedies: lower the '
+            f'training iteration {self.total_iters + 1}. The weights are '
+            'restored and nothing of this iteration was stored. Remedies: '
+            'lower the '
             'learning rate (optim_wrapper.optimizer.lr) or rho, clip '
             'gradients (optim_wrapper.clip_grad=dict(max_norm=...)), or '
             'train with AMP (--amp), whose loss scaler skips such steps.')
@@ -389,17 +392,23 @@ class SharpnessAwareMixin:
                 "the model's data_preprocessor must run inside "
                 'optim_context(model), as BaseModel.train_step does.')
         params, grads, index = self._perturbed_grads()
-        first_grads = None
-        if self.policy.needs_first_grads:
-            first_grads = clone_tensors(grads)
-            if self._local_first_pass:
-                # PSF = g_s - g must be the same on every rank, or the
-                # one-pass iterations would move the ranks apart.
-                _dist.all_reduce_mean_(first_grads)
         if not self._first_pass_finite(grads):
             if self._local_first_pass:
                 _dist.all_reduce_mean_(grads)  # every rank skips the step
             return None
+        first_grads = None
+        if self.policy.needs_first_grads:
+            # Into a buffer the policy lends (ARSAM: its stored PSF, which
+            # the new one replaces in place), else a fresh copy.
+            first_grads = self.policy.first_grads_buffer(index)
+            if first_grads is None:
+                first_grads = clone_tensors(grads)
+            else:
+                torch._foreach_copy_(first_grads, grads)
+            if self._local_first_pass:
+                # PSF = g_s - g must be the same on every rank, or the
+                # one-pass iterations would move the ranks apart.
+                _dist.all_reduce_mean_(first_grads)
         first_peaks = self._first_pass_peaks(loss, grads)
         latent, perturbation = self._perturbation(params, grads, index)
         with torch.no_grad():
@@ -419,7 +428,9 @@ class SharpnessAwareMixin:
                 torch._foreach_copy_(latent, weights)
         sam_grads = [p.grad for p in params]
         if not self._passes_finite(first_peaks, sam_loss, sam_grads):
-            return None  # nothing non-finite enters the policy's state
+            # Nothing non-finite enters the policy's state.
+            self.policy.on_sam_step_skipped()
+            return None
         self.policy.on_sam_step(first_grads, sam_grads, self._grad_scale(),
                                 index)
         return (sam_loss - loss).detach()
@@ -584,8 +595,7 @@ class AmpSharpnessAwareMixin(SharpnessAwareMixin):
     def _first_pass_finite(self, grads: List[Tensor]) -> bool:
         # An overflowed first pass has no direction to ascend along: skip
         # the second pass and let the scaler skip the step and back off.
-        peaks = torch.stack(torch._foreach_norm(grads, float('inf')))
-        return _dist.all_ranks_true(torch.isfinite(peaks).all())
+        return _dist.all_ranks_true(torch.isfinite(global_norm(grads)))
 
     def _first_pass_peaks(self, loss, grads):
         return None  # checked by _first_pass_finite already
@@ -595,7 +605,7 @@ class AmpSharpnessAwareMixin(SharpnessAwareMixin):
         # scaler skips this step and backs off once; the PSF, histories and
         # rate keep their last finite values, so the next iterations train
         # normally instead of mixing in an inf/NaN PSF.
-        peaks = _loss_and_grad_peaks(sam_loss, sam_grads)
+        peaks = _loss_and_grad_norm(sam_loss, sam_grads)
         return _dist.all_ranks_true(torch.isfinite(peaks).all())
 
 

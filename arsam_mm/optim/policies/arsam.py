@@ -27,7 +27,7 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from .._checks import check_number, config_error
-from ..sam_math import global_norm, mix_psf_, psf_from_grads
+from ..sam_math import global_norm, mix_psf_, psf_from_grads_
 from .base import TwoPassPolicy
 
 __all__ = ['ARSAMPolicy']
@@ -205,12 +205,10 @@ class ARSAMPolicy(TwoPassPolicy):
         buf[self.counts[key] % self.window] = value
         self.counts[key] += 1
 
-    def _record_statistics(self, psf: List[Tensor],
-                           first_grads: List[Tensor]) -> None:
-        tail = slice(-self.stat_layers, None)
-        psf_tail = global_norm(psf[tail])
-        ratio = psf_tail / global_norm(first_grads[tail]).clamp_min(_TINY)
-        self._push('r', ratio)
+    def _record_statistics(self, psf: List[Tensor], first_tail: Tensor,
+                           first_norm: Tensor) -> None:
+        psf_tail = global_norm(psf[-self.stat_layers:])
+        self._push('r', psf_tail / first_tail.clamp_min(_TINY))
         self._push('s', psf_tail)
         count = min(self.counts['s'], self.window)
         per_block = count // self.blocks
@@ -219,25 +217,43 @@ class ARSAMPolicy(TwoPassPolicy):
             chunks = values[:per_block * self.blocks].view(self.blocks, -1)
             self._push('v', chunks.var(dim=1, unbiased=False).mean())
         psf_norm = global_norm(psf)
-        self._last = dict(
-            psf_norm=psf_norm,
-            psf_ratio=psf_norm / global_norm(first_grads).clamp_min(_TINY))
+        self._last = dict(psf_norm=psf_norm,
+                          psf_ratio=psf_norm / first_norm.clamp_min(_TINY))
 
     # ------------------------------------------------ sam / reuse steps
     def on_sam_step(self, first_grads, sam_grads, grad_scale, index):
-        psf = psf_from_grads(first_grads, sam_grads, grad_scale)
-        if grad_scale is not None:
-            first_grads = torch._foreach_div(first_grads, grad_scale)
-        if self.psf is None:
-            self.psf = [None] * self.num_params
+        # Norms of g in unscaled units: the scalar norms are unscaled, not
+        # the gradients (under AMP that copy of g cost a pass per SAM step).
+        unscale = 1.0 if grad_scale is None else grad_scale
+        first_tail = global_norm(first_grads[-self.stat_layers:]) / unscale
+        first_norm = global_norm(first_grads) / unscale
+        # first_grads are the stored PSF tensors (first_grads_buffer) or a
+        # fresh copy: either way ours, so the PSF is formed in place.
+        psf = psf_from_grads_(first_grads, sam_grads, grad_scale)
         if index is None:
             self.psf = psf
         else:
+            if self.psf is None:
+                self.psf = [None] * self.num_params
             for pos, tensor in zip(index, psf):
                 self.psf[pos] = tensor
         self.reuse_count = 0
         self.coef = 1.0
-        self._record_statistics(psf, first_grads)
+        self._record_statistics(psf, first_tail, first_norm)
+
+    def first_grads_buffer(self, index):
+        if self.psf is None:
+            return None
+        stored = _select(self.psf, index)
+        return stored if all(t is not None for t in stored) else None
+
+    def on_sam_step_skipped(self):
+        # The stored PSF may hold g now (first_grads_buffer), finite or not:
+        # clear it and mix nothing until the next SAM iteration stores one.
+        if self.psf is not None:
+            torch._foreach_zero_([t for t in self.psf if t is not None])
+        self.reuse_count = self.max_reuse
+        self.coef = 0.0
 
     def on_one_pass_step(self, grads, grad_scale, index):
         if self.psf is None or self.reuse_count >= self.max_reuse:

@@ -52,6 +52,17 @@ class TwoPassPolicy:
                     index: Optional[List[int]]) -> None:
         """Record what later one-pass iterations reuse."""
 
+    def first_grads_buffer(
+            self, index: Optional[List[int]]) -> Optional[List[Tensor]]:
+        """Tensors the glue may copy ``g`` into for :meth:`on_sam_step`
+        (aligned with the gradients, ``index`` as there), or None for a
+        fresh copy. Only asked when :attr:`needs_first_grads`."""
+        return None
+
+    def on_sam_step_skipped(self) -> None:
+        """The perturbed pass was not finite: :meth:`on_sam_step` is not
+        called for this iteration (a lent buffer may hold ``g`` now)."""
+
     def on_one_pass_step(self, grads: List[Tensor],
                          grad_scale: Optional[Tensor],
                          index: Optional[List[int]]) -> None:
