@@ -12,11 +12,13 @@ def _loss(model, data):
 
 
 def reference_sam_step(model, data, optimizer, rho, adaptive=False,
-                       eta=0.01, excluded=(), clip_norm=None):
+                       eta=0.01, excluded=(), clip_norm=None, rho_of=None):
     """One SAM step on an already preprocessed batch; returns g and g_s.
 
     ASAM as in its official code: ``T = |w| + eta`` for parameters whose
-    name contains ``weight``, ``T = 1`` for the others (biases)."""
+    name contains ``weight``, ``T = 1`` for the others (biases).
+    ``rho_of`` (id -> rho) gives some parameters their own rho: one norm
+    over all with rho > 0, each perturbed by its own rho."""
     params = [p for g in optimizer.param_groups for p in g['params']]
     weights = {id(p) for n, p in model.named_parameters() if 'weight' in n}
 
@@ -25,8 +27,9 @@ def reference_sam_step(model, data, optimizer, rho, adaptive=False,
 
     _loss(model, data).backward()
     first = {p: p.grad.detach().clone() for p in params if p.grad is not None}
+    rho_of = rho_of or {}
     perturbed = [p for p in params if p.grad is not None
-                 and id(p) not in excluded]
+                 and id(p) not in excluded and rho_of.get(id(p), rho) > 0]
     norms = []
     for p in perturbed:
         norms.append((asam_scale(p) * p.grad).norm(2))
@@ -35,7 +38,8 @@ def reference_sam_step(model, data, optimizer, rho, adaptive=False,
     with torch.no_grad():
         for p in perturbed:
             saved[p] = p.data.clone()
-            p.add_(asam_scale(p)**2 * p.grad * (rho / (grad_norm + 1e-12)))
+            p_rho = rho_of.get(id(p), rho)
+            p.add_(asam_scale(p)**2 * p.grad * (p_rho / (grad_norm + 1e-12)))
     optimizer.zero_grad()
     momenta = {}
     for m in model.modules():

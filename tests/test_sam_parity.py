@@ -11,14 +11,16 @@ STEPS = 5
 LR, MOMENTUM, WD = 0.05, 0.9, 1e-3
 
 
-def _norm_or_bias(model):
+PARAMWISE = dict(norm_decay_mult=0.0, bias_decay_mult=0.0)
+
+
+def _norm_or_bias(model, paramwise_cfg=PARAMWISE):
     from mmengine.optim import DefaultOptimWrapperConstructor
     # Ask mmengine which parameters it puts in zero-decay groups.
     ctor = DefaultOptimWrapperConstructor(
         dict(type='OptimWrapper',
              optimizer=dict(type='SGD', lr=LR, momentum=MOMENTUM,
-                            weight_decay=WD)),
-        dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
+                            weight_decay=WD)), paramwise_cfg)
     wrapper = ctor(model)
     zero = set()
     for group in wrapper.optimizer.param_groups:
@@ -27,8 +29,9 @@ def _norm_or_bias(model):
     return zero
 
 
-def _run_reference(model, batches, steps, **sam_kwargs):
-    zero = _norm_or_bias(model)
+def _run_reference(model, batches, steps, paramwise_cfg=PARAMWISE,
+                   **sam_kwargs):
+    zero = _norm_or_bias(model, paramwise_cfg)
     optimizer = torch.optim.SGD([
         dict(params=[p for p in model.parameters() if id(p) not in zero],
              weight_decay=WD),
@@ -43,8 +46,8 @@ def _run_reference(model, batches, steps, **sam_kwargs):
 
 def _run_wrapper(tmp_path, model, root, wrapper_cfg, steps):
     optim_wrapper = dict(
-        optimizer=dict(type='SGD', lr=LR, momentum=MOMENTUM, weight_decay=WD),
-        paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
+        dict(optimizer=dict(type='SGD', lr=LR, momentum=MOMENTUM,
+                            weight_decay=WD), paramwise_cfg=PARAMWISE),
         **wrapper_cfg)
     runner = make_runner(tmp_path, model, root, optim_wrapper, steps)
     runner.train()
@@ -98,3 +101,30 @@ def test_arsam_equals_sam_while_all_iterations_are_sam(tmp_path, shapes_root):
     for (name, a), b in zip(sam_model.state_dict().items(),
                             arsam_model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_rho_per_param_group_matches_plain_pytorch(tmp_path, shapes_root,
+                                                  seg_batches):
+    """rho as a param-group value (paramwise_cfg custom_keys): one global
+    norm over the tensors with rho > 0, each perturbed by its group's rho;
+    a group with rho = 0 is not perturbed."""
+    custom = {'decode_head': dict(rho=0.2), 'backbone.layer1': dict(rho=0.0)}
+    paramwise = dict(PARAMWISE, custom_keys=custom)
+    model = build_segmentor()
+    reference = copy.deepcopy(model)
+    rho_of = {id(p): rho['rho'] for n, p in reference.named_parameters()
+              for key, rho in custom.items() if key in n}
+    _run_reference(reference, seg_batches, STEPS, paramwise_cfg=paramwise,
+                   rho=0.05, rho_of=rho_of)
+    runner = _run_wrapper(tmp_path, model, shapes_root,
+                          dict(type='SAMOptimWrapper', rho=0.05,
+                               paramwise_cfg=paramwise), STEPS)
+    groups = runner.optim_wrapper.param_groups
+    assert {g['rho'] for g in groups} == {0.0, 0.05, 0.2}
+    _assert_same_state(model, reference, atol=1e-5)
+    # Teeth: the same run with one rho for every group ends elsewhere.
+    uniform = copy.deepcopy(build_segmentor())
+    _run_wrapper(tmp_path / 'uniform', uniform, shapes_root,
+                 dict(type='SAMOptimWrapper', rho=0.05), STEPS)
+    with pytest.raises(AssertionError):
+        _assert_same_state(uniform, reference, atol=1e-5)

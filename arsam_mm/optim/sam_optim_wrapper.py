@@ -51,6 +51,10 @@ __all__ = [
 _NO_CONTEXT = object()
 
 
+def _pick(items: Optional[list], index: List[int]) -> Optional[list]:
+    return None if items is None else [items[i] for i in index]
+
+
 def _calling_runner_epoch_length() -> Optional[int]:
     """Batches per epoch of the mmengine Runner whose ``train()`` is calling
     ``initialize_count_status`` (it passes neither itself nor its data), or
@@ -148,8 +152,20 @@ class SharpnessAwareMixin:
                 f"Use type='Amp{name}' (or train with --amp), or remove "
                 f'optim_wrapper.{amp_keys[0]}.')
         exclude = _compile_patterns(exclude)
+        # rho lives in the param groups, as lr does: paramwise_cfg
+        # custom_keys (dict(rho=...)) set it per group, mmengine's
+        # parameter schedulers (param_name='rho') drive it, checkpoints
+        # keep it. ``rho`` is the value of groups that set none, also of
+        # groups added later and of mmengine's base_param_settings, which
+        # OptimWrapper.__init__ copies from optimizer.defaults.
+        optimizer.defaults.setdefault('rho', rho)
+        for i, group in enumerate(optimizer.param_groups):
+            group.setdefault('rho', rho)
+            check_number(f'paramwise_cfg (param group {i}) rho', group['rho'],
+                         low=0)
         super().__init__(optimizer=optimizer, **kwargs)
         self.rho = rho
+        self._rho_key: Optional[list] = None
         self.adaptive = adaptive
         self.eta = eta
         self.eps = eps
@@ -221,6 +237,10 @@ class SharpnessAwareMixin:
         params, perturbed = self._split_params(inner)
         self._model, self._inner = model, inner
         self._params, self._perturbed = params, perturbed
+        group_of = {id(p): i for i, group in enumerate(
+            self.optimizer.param_groups) for p in group['params']}
+        self._group_of_perturbed = [group_of[id(p)] for p in perturbed]
+        self._rho_key = None
         # SAQ (Liu et al. 2021; FakeQuantHook(perturb='quantized')): layers
         # whose *quantized* weight is perturbed, along dL/dQ(w), so that
         # rounding cannot swallow the perturbation. They take part through
@@ -435,26 +455,53 @@ class SharpnessAwareMixin:
                                 index)
         return (sam_loss - loss).detach()
 
+    def _group_rhos(self, index) -> Union[float, List[float]]:
+        """This step's rho of each perturbed tensor (``index`` as in
+        :meth:`_perturbed_grads`), or one float when all share it. The
+        per-tensor list is rebuilt only when a group's rho changed."""
+        key = [group['rho'] for group in self.optimizer.param_groups]
+        if key != self._rho_key:
+            self._rho_key = key
+            per_tensor = [key[g] for g in self._group_of_perturbed]
+            self._rho_uniform = (per_tensor[0]
+                                 if len(set(per_tensor)) == 1 else None)
+            self._rho_per_tensor = per_tensor
+        if self._rho_uniform is not None:
+            return self._rho_uniform
+        rhos = self._rho_per_tensor
+        return rhos if index is None else [rhos[i] for i in index]
+
     def _perturbation(self, params, grads, index):
         """``e`` for the latent weights it applies to, ``(params, e)``; the
-        SAQ layers get theirs as ``quantized_weight_offset``."""
+        SAQ layers get theirs as ``quantized_weight_offset``.
+
+        One global norm over every tensor with ``rho > 0``; each tensor's
+        share of ``e`` scales with its group's rho (rho = 0: untouched)."""
         scaled = self._asam_scaled if self.adaptive else None
-        if scaled is not None and index is not None:
-            scaled = [scaled[i] for i in index]
         layers = self._quantized_layers
-        if layers is None:
-            return params, sam_perturbation(params, grads, self.rho,
-                                            self.eps, self.adaptive,
-                                            self.eta, scaled)[0]
         if index is not None:
-            layers = [layers[i] for i in index]
-        # dL/dQ(w) where the layer ran (a frozen/unused one keeps dL/dw).
-        grads = [
-            g if layer is None or layer.quantized_weight_grad is None else
-            layer.quantized_weight_grad for layer, g in zip(layers, grads)
-        ]
-        perturbation, _ = sam_perturbation(params, grads, self.rho, self.eps,
-                                           self.adaptive, self.eta, scaled)
+            scaled = None if scaled is None else [scaled[i] for i in index]
+            layers = None if layers is None else [layers[i] for i in index]
+        if layers is not None:
+            # dL/dQ(w) where the layer ran (a frozen/unused one: dL/dw).
+            grads = [
+                g if layer is None or layer.quantized_weight_grad is None
+                else layer.quantized_weight_grad
+                for layer, g in zip(layers, grads)
+            ]
+        rhos = self._group_rhos(index)
+        if isinstance(rhos, list):
+            active = [i for i, rho in enumerate(rhos) if rho > 0]
+            params, grads = _pick(params, active), _pick(grads, active)
+            scaled, layers = _pick(scaled, active), _pick(layers, active)
+            rhos = _pick(rhos, active)
+        perturbation, _ = sam_perturbation(
+            params, grads, 1.0 if isinstance(rhos, list) else rhos,
+            self.eps, self.adaptive, self.eta, scaled)
+        if isinstance(rhos, list):
+            torch._foreach_mul_(perturbation, rhos)
+        if layers is None:
+            return params, perturbation
         latent, latent_e = [], []
         for p, e, layer in zip(params, perturbation, layers):
             if layer is not None:
@@ -468,6 +515,7 @@ class SharpnessAwareMixin:
     def _log(self, two_pass: bool, sharpness: Optional[Tensor]) -> None:
         hub = self.message_hub
         hub.update_scalar('train/sam_rate', self.sam_iters / self.total_iters)
+        hub.update_scalar('train/rho', self.optimizer.param_groups[0]['rho'])
         scalars = self.policy.log_scalars()
         if two_pass:
             # Device values are read back on two-pass iterations only; the
@@ -515,7 +563,7 @@ class SharpnessAwareMixin:
         self._log_cache = dict(sam_state['log_cache'])
 
     def __repr__(self) -> str:
-        return (f'{super().__repr__()}\nrho: {self.rho}, adaptive: '
+        return (f'{super().__repr__()}\nrho (default): {self.rho}, adaptive: '
                 f'{self.adaptive}, policy: {type(self.policy).__name__}')
 
 
