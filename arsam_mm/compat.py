@@ -16,6 +16,7 @@ Two gaps, both documented in README "Install":
 """
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import types
 
@@ -68,3 +69,7 @@ def install_mmcv_ext_stand_in() -> bool:
 
 install_mmcv_ext_stand_in()
 install_safe_local_loader()
+# albumentations (RTMPose pipelines) asks PyPI for a newer version when it
+# is imported; a training job should make no such call (and GPU nodes are
+# often offline). A user's own setting wins.
+os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')

@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
 PY=${PYTHON:-python3}
-STAMP=$VENV/.arsam_mm_stack_v2
+STAMP=$VENV/.arsam_mm_stack_v3
 
-if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import arsam_mm, mmseg, mmpose, mmpretrain, onnxruntime" 2>/dev/null; then
+if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import arsam_mm, mmseg, mmpose, mmpretrain, onnxruntime, albumentations" 2>/dev/null; then
   echo "[setup] reusing $VENV"
   exit 0
 fi
@@ -22,9 +22,15 @@ $PIP install -q 'torch==2.14.1' 'torchvision==0.29.1'
 # chumpy (an mmpose requirement it never imports) fails under build isolation.
 $PIP install -q --no-build-isolation 'chumpy==0.70'
 $PIP install -q -r requirements.txt
+# albumentations (mmpose's Albumentation transform, RTMPose pipelines):
+# 1.4.24 still takes RTMPose's CoarseDropout arguments (2.x ignores them).
+# --no-deps keeps out opencv-python-headless, a second cv2 over mmcv's
+# opencv-python; its other requirements are installed by name.
+$PIP install -q --no-deps 'albumentations==1.4.24' 'albucore==0.0.23'
+$PIP install -q 'pydantic>=2.9.2' 'stringzilla>=3.10.4' 'simsimd>=5.9.2'
 # xtcocotools' wheel is built against numpy 1.x; rebuild it for numpy 2.
 $PIP install -q --no-build-isolation --no-binary xtcocotools --force-reinstall \
   --no-deps 'xtcocotools==1.14.3'
 $PIP install -q --no-deps -e .
-"$VENV/bin/python" -c "import arsam_mm, mmseg, mmpose, mmpretrain; print('[setup] ok')"
+"$VENV/bin/python" -c "import arsam_mm, mmseg, mmpose, mmpretrain, albumentations; print('[setup] ok')"
 touch "$STAMP"
