@@ -78,3 +78,109 @@ if CLS_DATASETS is not None:
 
     __all__.append('ShapesClsDataset')
 
+
+if CLS_DATASETS is not None:
+    import copy
+
+    import numpy as np
+    from mmengine.logging import print_log
+
+    from .noisy_labels import NOISE_TYPES, corrupt_labels
+
+    @CLS_DATASETS.register_module()
+    class NoisyLabelDataset:
+        """Any mmpretrain classification dataset with label noise and/or
+        a fixed-size random subset (``noisy_labels.py``).
+
+        Args:
+            dataset (dict | BaseDataset): the dataset, or its config.
+            noise_rate (float): fraction of labels changed. Defaults to 0.
+            noise_type (str): ``'symmetric'`` or ``'pair'``.
+            num_samples (int, optional): keep this many samples, drawn
+                without replacement (all when None).
+            data_seed (int): seed of the subset and the noise, independent
+                of the training seed. Defaults to 0.
+            lazy_init (bool): defer loading, as mmengine's wrappers do.
+
+        Each sample's info keeps its clean label as ``clean_gt_label``
+        (pack it with ``PackInputs(algorithm_keys=['clean_gt_label'])`` to
+        measure the fit to clean and to noisy labels); evaluation stays on
+        a clean test set with mmpretrain's metrics.
+
+        Examples:
+            >>> train_dataloader = dict(dataset=dict(
+            ...     type='NoisyLabelDataset', noise_rate=0.4,
+            ...     num_samples=10000, dataset=dict(type='FashionMNIST',
+            ...     data_root='data/fashion_mnist', split='train')))
+        """
+
+        def __init__(self, dataset, noise_rate: float = 0.0,
+                     noise_type: str = 'symmetric', num_samples=None,
+                     data_seed: int = 0, lazy_init: bool = False):
+            from ..optim._checks import check_number
+            owner = 'NoisyLabelDataset'
+            check_number('noise_rate', noise_rate, low=0, high=1,
+                         owner=owner)
+            check_number('num_samples', num_samples, integer=True,
+                         optional=True, low=1, owner=owner)
+            check_number('data_seed', data_seed, integer=True, owner=owner)
+            if noise_type not in NOISE_TYPES:
+                raise ValueError(
+                    f'NoisyLabelDataset: noise_type={noise_type!r}; choose '
+                    f'one of {NOISE_TYPES}.')
+            if isinstance(dataset, dict):
+                dataset = CLS_DATASETS.build(dataset)
+            self.dataset = dataset
+            self.noise_rate, self.noise_type = noise_rate, noise_type
+            self.num_samples, self.data_seed = num_samples, data_seed
+            self._fully_initialized = False
+            if not lazy_init:
+                self.full_init()
+
+        @property
+        def metainfo(self) -> dict:
+            return copy.deepcopy(self.dataset.metainfo)
+
+        def full_init(self) -> None:
+            if self._fully_initialized:
+                return
+            self.dataset.full_init()
+            size = len(self.dataset)
+            if self.num_samples is not None and self.num_samples > size:
+                raise ValueError(
+                    f'NoisyLabelDataset: num_samples={self.num_samples} '
+                    f'but the dataset has {size} samples.')
+            rng = np.random.default_rng(self.data_seed)
+            self.indices = (np.arange(size) if self.num_samples is None
+                            else np.sort(rng.choice(size, self.num_samples,
+                                                    replace=False)))
+            labels = np.asarray(self.dataset.get_gt_labels())
+            self.clean_labels = labels[self.indices].astype(np.int64)
+            self.noisy_labels = corrupt_labels(
+                self.clean_labels, len(self.dataset.metainfo['classes']),
+                self.noise_rate, self.noise_type, rng)
+            self.noise_fraction = float(
+                np.mean(self.noisy_labels != self.clean_labels))
+            print_log(
+                f'NoisyLabelDataset: {len(self.indices)} of {size} samples '
+                f'(data_seed {self.data_seed}), {self.noise_type} noise: '
+                f'{self.noise_fraction:.4f} of the labels changed.',
+                logger='current')
+            self._fully_initialized = True
+
+        def get_data_info(self, idx: int) -> dict:
+            info = self.dataset.get_data_info(int(self.indices[idx]))
+            info['gt_label'] = int(self.noisy_labels[idx])
+            info['clean_gt_label'] = int(self.clean_labels[idx])
+            return info
+
+        def get_gt_labels(self) -> np.ndarray:
+            return self.noisy_labels.copy()
+
+        def __getitem__(self, idx: int):
+            return self.dataset.pipeline(self.get_data_info(idx))
+
+        def __len__(self) -> int:
+            return len(self.indices)
+
+    __all__.append('NoisyLabelDataset')

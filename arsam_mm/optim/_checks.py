@@ -10,8 +10,9 @@ from typing import Optional
 __all__ = ['config_error', 'check_number']
 
 
-def config_error(key: str, problem: str, fix: str) -> ValueError:
-    return ValueError(f'optim_wrapper.{key}: {problem}. {fix}')
+def config_error(key: str, problem: str, fix: str,
+                 owner: str = 'optim_wrapper') -> ValueError:
+    return ValueError(f'{owner}.{key}: {problem}. {fix}')
 
 
 def check_number(key: str,
@@ -22,7 +23,8 @@ def check_number(key: str,
                  low: Optional[float] = None,
                  high: Optional[float] = None,
                  open_low: bool = False,
-                 open_high: bool = False) -> None:
+                 open_high: bool = False,
+                 owner: str = 'optim_wrapper') -> None:
     """Refuse ``value`` unless it is a (whole) number in the given range.
 
     ``bool`` and numeric strings such as ``'0.05'`` are refused: a config
@@ -35,9 +37,9 @@ def check_number(key: str,
     if isinstance(value, bool) or not isinstance(value, wanted):
         raise config_error(
             key, f'must be {kind}, got {value!r} ({type(value).__name__})',
-            f'Write it without quotes, e.g. optim_wrapper.{key}='
+            f'Write it without quotes, e.g. {owner}.{key}='
             f'{"1" if integer else "0.05"}.' if isinstance(value, str) else
-            f'Set it to {kind}.')
+            f'Set it to {kind}.', owner)
     bounds = []
     if low is not None:
         bounds.append(f'{">" if open_low else ">="} {low}')
@@ -48,5 +50,5 @@ def check_number(key: str,
                                      if open_high else value > high)
     if too_low or too_high:
         raise config_error(key, f'must be {" and ".join(bounds)}, got '
-                           f'{value!r}', 'See the wrapper\'s docstring for '
-                           'the meaning and the default.')
+                           f'{value!r}', 'See the docstring of the type for '
+                           'the meaning and the default.', owner)
