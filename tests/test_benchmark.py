@@ -14,9 +14,10 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
         sys.executable, osp.join(ROOT, 'tools', 'benchmark.py'),
         osp.join(ROOT, 'configs', 'demo', 'fcn_r18_shapes_arsam.py'),
         '--iters', '6', '--seeds', '0', '--methods', 'sgd', 'sam', 'arsam',
-        'looksam', '--embedded-data', '--out', str(out), '--cfg-options',
-        'train_dataloader.batch_size=2', 'arsam:optim_wrapper.window=2',
-        'arsam:optim_wrapper.warmup_iters=2', 'looksam:optim_wrapper.k=3'
+        'looksam', 'msam', 'periodic_eq', '--embedded-data', '--out',
+        str(out), '--cfg-options', 'train_dataloader.batch_size=2',
+        'arsam:optim_wrapper.window=2', 'arsam:optim_wrapper.warmup_iters=2',
+        'looksam:optim_wrapper.k=3', 'msam:optim_wrapper.rho=0.3'
     ], check=True, cwd=str(tmp_path))
     results = json.loads((out / 'results.json').read_text())
     rows = results['summary']
@@ -26,8 +27,13 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     arsam = rows['arsam']
     assert 8 <= arsam['forwards'] < 12  # warm-up 2, then adaptive
     assert arsam['forwards'] == 6 + round(arsam['sam_rate'] * 6)
+    assert rows['msam']['forwards'] == 6  # SGD's cost
+    # Equal budget: periodic SAM every round(1 / ARSAM's rate) iterations.
+    k = max(1, round(1 / arsam['sam_rate']))
+    assert rows['periodic_eq']['forwards'] == 6 + len(range(0, 6, k))
     assert results['metric'] == 'mIoU'
-    for name in ('sam_rate.png', 'metric_vs_time.png', 'grad_psf_norms.png'):
+    for name in ('sam_rate.png', 'metric_vs_time.png', 'grad_psf_norms.png',
+                 'metric_vs_passes.png'):
         assert (out / name).stat().st_size > 1000
 
 
@@ -61,3 +67,22 @@ def test_synthetic_batch_matches_the_seg_config():
     assert [tuple(x.shape) for x in batch['inputs']] == [(3, 512, 1024)] * 2
     label = batch['data_samples'][0].gt_sem_seg.data
     assert label.shape == (1, 512, 1024) and int(label.max()) < 19
+
+
+def test_gain_kept_per_seed():
+    """(acc - acc_SGD) / (acc_SAM - acc_SGD), per seed, then mean +- std."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'benchmark', osp.join(ROOT, 'tools', 'benchmark.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    accs = dict(sgd=[50.0, 60.0], sam=[70.0, 70.0], arsam=[65.0, 69.0])
+    by_method = {m: [dict(seed=s, metrics=dict(acc=a))
+                     for s, a in enumerate(v)] for m, v in accs.items()}
+    rows = {m: {} for m in accs}
+    bench._gain_kept(by_method, rows, 'acc')
+    assert rows['sam']['gain_kept_mean'] == 1.0
+    assert rows['sgd']['gain_kept_mean'] == 0.0
+    # seed 0: 15 / 20 = 0.75, seed 1: 9 / 10 = 0.9
+    assert abs(rows['arsam']['gain_kept_mean'] - 0.825) < 1e-12
+    assert abs(rows['arsam']['gain_kept_std'] - 0.10606601717798) < 1e-9

@@ -1,13 +1,20 @@
 """The peer fast-SAM methods: schedules and reuse rules by hand, and each
 wrapper (and its AMP twin) through a real Runner."""
+import copy
 import math
 
 import numpy as np
 import pytest
 import torch
 from conftest import build_segmentor, make_runner
+from mmengine.optim import build_optim_wrapper
 
-from arsam_mm.optim import AESAMPolicy, LookSAMPolicy, RandomSAMPolicy
+from arsam_mm.optim import (
+    AESAMPolicy,
+    LookSAMPolicy,
+    PeriodicSAMPolicy,
+    RandomSAMPolicy,
+)
 
 
 def test_looksam_schedule_and_reuse():
@@ -104,4 +111,68 @@ def test_peer_wrappers_train(tmp_path, shapes_root, type_name, extra,
         assert 1 <= wrapper.sam_iters <= 6
     assert runner.message_hub.get_scalar('train/sam_rate').current() == (
         pytest.approx(wrapper.sam_iters / 6))
+    assert all(torch.isfinite(p).all() for p in runner.model.parameters())
+
+
+def test_periodic_sam_counts():
+    policy = PeriodicSAMPolicy(k=3)
+    assert [policy.take_two_passes(0) for _ in range(7)] == [
+        True, False, False, True, False, False, True]
+    grads = [torch.tensor([1.0, 2.0])]
+    policy.on_one_pass_step(grads, None, None)  # no reuse: g untouched
+    assert grads[0].tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize('type_name', ['PeriodicSAMOptimWrapper',
+                                       'AmpPeriodicSAMOptimWrapper'])
+def test_periodic_sam_wrapper_trains(tmp_path, shapes_root, type_name):
+    runner = make_runner(
+        tmp_path, build_segmentor(), shapes_root,
+        dict(type=type_name, rho=0.05, k=4,
+             optimizer=dict(type='SGD', lr=0.01)), 9)
+    runner.train()
+    assert runner.optim_wrapper.sam_iters == 3  # iterations 1, 5, 9
+
+
+def test_msam_perturbs_along_momentum_and_steps_from_w(seg_batches):
+    """MSAM: the forward runs at w - rho v/||v||; the SGD step then starts
+    from w (restored bit for bit) with the gradient taken there."""
+    rho, lr, momentum = 0.3, 0.05, 0.9
+    model = build_segmentor()
+    wrapper = build_optim_wrapper(model, dict(
+        type='MSAMOptimWrapper', rho=rho,
+        optimizer=dict(type='SGD', lr=lr, momentum=momentum)))
+    params = [p for p in model.parameters() if p.requires_grad]
+    seen = []
+    model.backbone.register_forward_pre_hook(
+        lambda *a: seen.append([p.detach().clone() for p in params]))
+    grads = {}
+    for i, p in enumerate(params):
+        p.register_hook(lambda g, i=i: grads.__setitem__(i, g.clone()))
+
+    w0 = [p.detach().clone() for p in params]
+    model.train_step(copy.deepcopy(seg_batches[0]), wrapper)
+    # No momentum before the first step: that pass ran at w.
+    assert all(torch.equal(a, b) for a, b in zip(seen[0], w0))
+
+    w1 = [p.detach().clone() for p in params]
+    v1 = [wrapper.optimizer.state[p]['momentum_buffer'].clone()
+          for p in params]
+    model.train_step(copy.deepcopy(seg_batches[1]), wrapper)
+    v_norm = torch.linalg.vector_norm(torch.stack([v.norm() for v in v1]))
+    for got, w, v in zip(seen[1], w1, v1):
+        torch.testing.assert_close(got, w - rho * v / v_norm)
+    # SGD with momentum from w1 with the gradient at the perturbed point.
+    for i, (p, w, v) in enumerate(zip(params, w1, v1)):
+        torch.testing.assert_close(p.detach(),
+                                   w - lr * (momentum * v + grads[i]))
+    assert not torch.equal(grads[0], torch.zeros_like(grads[0]))
+
+
+def test_msam_trains_through_a_runner(tmp_path, shapes_root):
+    runner = make_runner(
+        tmp_path, build_segmentor(), shapes_root,
+        dict(type='AmpMSAMOptimWrapper', rho=0.3,
+             optimizer=dict(type='SGD', lr=0.01, momentum=0.9)), 4)
+    runner.train()
     assert all(torch.isfinite(p).all() for p in runner.model.parameters())

@@ -1,6 +1,7 @@
 """SGD, SAM, ARSAM and the peer fast-SAM methods side by side.
 
-    python tools/benchmark.py CONFIG [--methods sgd sam arsam looksam aesam rst]
+    python tools/benchmark.py CONFIG [--methods sgd sam arsam looksam aesam
+        rst periodic msam rst_eq periodic_eq]
         [--seeds 0 1 2] [--iters N | --epochs N] [--embedded-data]
         [--device cpu|cuda] [--data-root DIR] [--out DIR]
         [--cfg-options k=v ...]
@@ -14,7 +15,18 @@ writes ``results.json`` plus PNG plots to ``--out``:
 * ``sam_rate.png``: fraction of two-pass iterations over training;
 * ``grad_psf_norms.png``: ||g|| and ||PSF|| over training (ARSAM's log,
   as in the paper's Figure 2);
-* ``metric_vs_time.png``: final metric against training wall time.
+* ``metric_vs_time.png``: final metric against training wall time;
+* ``metric_vs_passes.png``: final metric against forward/backward passes
+  (the cost axis every method is judged on).
+
+``rst_eq`` and ``periodic_eq`` are the equal-budget controls: RST with
+``p`` and periodic SAM with ``k = round(1 / p)``, where ``p`` is ARSAM's
+measured SAM rate for the same seed in the same run (``arsam`` must come
+before them in ``--methods``). With ``sgd`` and ``sam`` in the run, each
+method also gets the fraction of SAM's gain it keeps,
+``(acc - acc_SGD) / (acc_SAM - acc_SGD)`` per seed, mean +- std.
+MSAM keeps the config's ``rho`` unless given its own
+(``msam:optim_wrapper.rho=0.3``; its authors use larger values than SAM).
 """
 import argparse
 import json
@@ -27,13 +39,31 @@ import sys
 
 METHODS = dict(sgd='OptimWrapper', sam='SAMOptimWrapper',
                arsam='ARSAMOptimWrapper', looksam='LookSAMOptimWrapper',
-               aesam='AESAMOptimWrapper', rst='RandomSAMOptimWrapper')
+               aesam='AESAMOptimWrapper', rst='RandomSAMOptimWrapper',
+               periodic='PeriodicSAMOptimWrapper', msam='MSAMOptimWrapper',
+               rst_eq='RandomSAMOptimWrapper',
+               periodic_eq='PeriodicSAMOptimWrapper')
+DEFAULT_METHODS = ['sgd', 'sam', 'arsam', 'looksam', 'aesam', 'rst']
+
+
+def arsam_rate(out, seed):
+    """ARSAM's measured SAM rate for ``seed`` in this run's ``--out``."""
+    with open(osp.join(out, f'arsam_seed{seed}.json')) as f:
+        run = json.load(f)
+    return run['sam_iters'] / max(run['iters'], 1)
+
+
+def equal_budget(method, rate):
+    """The wrapper settings of an equal-budget control at ``rate``."""
+    if method == 'rst_eq':
+        return dict(p=rate)
+    return dict(k=max(1, round(1 / rate)) if rate > 0 else 10**9)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
-    parser.add_argument('--methods', nargs='+', default=list(METHODS),
+    parser.add_argument('--methods', nargs='+', default=DEFAULT_METHODS,
                         choices=list(METHODS))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--iters', type=int, help='iteration-based run')
@@ -93,6 +123,9 @@ def run_one(args, method, seed):
     keep = {k: v for k, v in cfg.optim_wrapper.items()
             if k in ('optimizer', 'paramwise_cfg', 'clip_grad', 'rho')}
     cfg.optim_wrapper = dict(type=METHODS[method], **keep)
+    if method.endswith('_eq'):
+        cfg.optim_wrapper.update(equal_budget(method,
+                                              arsam_rate(args.out, seed)))
     if method == 'sgd':
         cfg.optim_wrapper.pop('rho', None)
     else:
@@ -138,6 +171,25 @@ def _mean_std(values):
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _gain_kept(by_method, rows, metric):
+    """Per seed ``(acc - acc_SGD) / (acc_SAM - acc_SGD)``, mean +- std."""
+    if 'sgd' not in by_method or 'sam' not in by_method:
+        return
+
+    def per_seed(method):
+        return {r['seed']: r['metrics'].get(metric, float('nan'))
+                for r in by_method[method]}
+
+    sgd, sam = per_seed('sgd'), per_seed('sam')
+    for method in by_method:
+        mine = per_seed(method)
+        kept = [(mine[s] - sgd[s]) / (sam[s] - sgd[s]) for s in mine
+                if s in sgd and s in sam and sam[s] != sgd[s]]
+        if kept:
+            mean, std = _mean_std(kept)
+            rows[method].update(gain_kept_mean=mean, gain_kept_std=std)
+
+
 def summarize(args, results):
     names = list(results[0]['metrics'])
     preferred = [args.metric, 'mIoU', 'accuracy/top1', 'coco/AP']
@@ -158,6 +210,7 @@ def summarize(args, results):
             train_time=time_mean,
             peak_mb=max(r['peak_mb'] for r in runs),
             metric_mean=value_mean, metric_std=value_std, seeds=len(runs))
+    _gain_kept(by_method, rows, metric)
     ref_sam = rows.get('sam', {}).get('train_time')
     ref_sgd = rows.get('sgd', {}).get('train_time')
     header = (f"{'method':<9}{'iters':>7}{'fwd':>8}{'bwd':>8}{'SAM rate':>10}"
@@ -173,7 +226,10 @@ def summarize(args, results):
             f"{row['backwards']:>8.0f}{row['sam_rate']:>10.3f}"
             f"{row['train_time']:>9.1f}{rel_sam:>7.2f}{rel_sgd:>7.2f}"
             f"{row['peak_mb']:>9.0f}  {row['metric_mean']:.3f} +- "
-            f"{row['metric_std']:.3f}")
+            f"{row['metric_std']:.3f}" + (
+                f"   SAM gain kept {row['gain_kept_mean']:.2f} +- "
+                f"{row['gain_kept_std']:.2f}" if 'gain_kept_mean' in row
+                else ''))
     memory_kind = results[0]['memory_kind']
     table = '\n'.join(lines) + f'\n(memory: {memory_kind})'
     print(table)
@@ -218,6 +274,16 @@ def plot(args, by_method, rows, metric):
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for method, row in rows.items():
+        ax.errorbar(row['forwards'] + row['backwards'], row['metric_mean'],
+                    yerr=row['metric_std'], fmt='o', capsize=3, label=method)
+    ax.set_xlabel('forward + backward passes')
+    ax.set_ylabel(metric)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(osp.join(args.out, 'metric_vs_passes.png'), dpi=100)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, row in rows.items():
         ax.errorbar(row['train_time'], row['metric_mean'],
                     yerr=row['metric_std'], fmt='o', capsize=3, label=method)
     ax.set_xlabel('training wall time (s)')
@@ -233,6 +299,12 @@ def main():
         run_one(args, args.run_one[0], int(args.run_one[1]))
         return
     os.makedirs(args.out, exist_ok=True)
+    for method in args.methods:
+        if method.endswith('_eq') and ('arsam' not in args.methods or
+                                       args.methods.index('arsam') >
+                                       args.methods.index(method)):
+            raise SystemExit(f'--methods: {method} takes its budget from '
+                             'ARSAM\'s measured rate: list arsam before it.')
     results = []
     for seed in args.seeds:  # seeds outer: methods interleave in time
         for method in args.methods:

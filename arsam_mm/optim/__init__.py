@@ -1,9 +1,12 @@
+from .msam_optim_wrapper import AmpMSAMOptimWrapper, MSAMOptimWrapper
 from .peer_optim_wrappers import (
                                   AESAMOptimWrapper,
                                   AmpAESAMOptimWrapper,
                                   AmpLookSAMOptimWrapper,
+                                  AmpPeriodicSAMOptimWrapper,
                                   AmpRandomSAMOptimWrapper,
                                   LookSAMOptimWrapper,
+                                  PeriodicSAMOptimWrapper,
                                   RandomSAMOptimWrapper,
 )
 from .policies import (
@@ -11,6 +14,7 @@ from .policies import (
                                   AlwaysSAMPolicy,
                                   ARSAMPolicy,
                                   LookSAMPolicy,
+                                  PeriodicSAMPolicy,
                                   RandomSAMPolicy,
                                   TwoPassPolicy,
 )
@@ -28,5 +32,6 @@ __all__ = [
     'AESAMOptimWrapper', 'AmpAESAMOptimWrapper', 'RandomSAMOptimWrapper',
     'AmpRandomSAMOptimWrapper', 'SharpnessAwareMixin', 'TwoPassPolicy',
     'AlwaysSAMPolicy', 'ARSAMPolicy', 'LookSAMPolicy', 'AESAMPolicy',
-    'RandomSAMPolicy'
+    'RandomSAMPolicy', 'PeriodicSAMOptimWrapper', 'AmpPeriodicSAMOptimWrapper',
+    'PeriodicSAMPolicy', 'MSAMOptimWrapper', 'AmpMSAMOptimWrapper'
 ]

@@ -6,11 +6,12 @@ Examples:
     >>> optim_wrapper = dict(type='LookSAMOptimWrapper', rho=0.05, k=5)
     >>> optim_wrapper = dict(type='AESAMOptimWrapper', rho=0.05)
     >>> optim_wrapper = dict(type='RandomSAMOptimWrapper', rho=0.05, p=0.5)
+    >>> optim_wrapper = dict(type='PeriodicSAMOptimWrapper', rho=0.05, k=4)
 """
 from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
-from .policies import AESAMPolicy, LookSAMPolicy, RandomSAMPolicy
+from .policies import AESAMPolicy, LookSAMPolicy, PeriodicSAMPolicy, RandomSAMPolicy
 from .sam_optim_wrapper import (
     AmpOnAnyDevice,
     AmpSharpnessAwareMixin,
@@ -21,7 +22,8 @@ from .sam_optim_wrapper import (
 __all__ = [
     'LookSAMOptimWrapper', 'AmpLookSAMOptimWrapper', 'AESAMOptimWrapper',
     'AmpAESAMOptimWrapper', 'RandomSAMOptimWrapper',
-    'AmpRandomSAMOptimWrapper'
+    'AmpRandomSAMOptimWrapper', 'PeriodicSAMOptimWrapper',
+    'AmpPeriodicSAMOptimWrapper'
 ]
 
 
@@ -62,3 +64,15 @@ class RandomSAMOptimWrapper(policy_arguments(RandomSAMPolicy),
 class AmpRandomSAMOptimWrapper(policy_arguments(RandomSAMPolicy),
                                AmpSharpnessAwareMixin, AmpOnAnyDevice):
     """:class:`RandomSAMOptimWrapper` with mixed precision."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class PeriodicSAMOptimWrapper(policy_arguments(PeriodicSAMPolicy),
+                              SharpnessAwareMixin, OptimWrapper):
+    """Periodic SAM: SAM every ``k``-th iteration, plain steps between."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class AmpPeriodicSAMOptimWrapper(policy_arguments(PeriodicSAMPolicy),
+                                 AmpSharpnessAwareMixin, AmpOnAnyDevice):
+    """:class:`PeriodicSAMOptimWrapper` with mixed precision."""

@@ -12,7 +12,7 @@ from torch import Tensor
 
 __all__ = [
     'global_norm', 'sam_perturbation', 'clone_tensors', 'psf_from_grads_',
-    'mix_psf_'
+    'mix_psf_', 'momentum_perturbation'
 ]
 
 
@@ -99,3 +99,12 @@ def mix_psf_(grads: List[Tensor],
         torch._foreach_add_(grads, psf, alpha=coef)
     else:
         torch._foreach_add_(grads, torch._foreach_mul(psf, grad_scale * coef))
+
+
+@torch.no_grad()
+def momentum_perturbation(momenta: List[Tensor],
+                          rho: float,
+                          eps: float = 1e-12) -> List[Tensor]:
+    """MSAM's offset ``-rho * v / (||v|| + eps)`` (Becker et al., arXiv
+    2401.12033), ``v`` the base optimizer's momentum."""
+    return torch._foreach_mul(momenta, -rho / (global_norm(momenta) + eps))

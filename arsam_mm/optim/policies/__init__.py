@@ -1,8 +1,8 @@
 from .arsam import ARSAMPolicy
 from .base import AlwaysSAMPolicy, TwoPassPolicy
-from .peers import AESAMPolicy, LookSAMPolicy, RandomSAMPolicy
+from .peers import AESAMPolicy, LookSAMPolicy, PeriodicSAMPolicy, RandomSAMPolicy
 
 __all__ = [
     'TwoPassPolicy', 'AlwaysSAMPolicy', 'ARSAMPolicy', 'LookSAMPolicy',
-    'AESAMPolicy', 'RandomSAMPolicy'
+    'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy'
 ]

@@ -8,6 +8,9 @@ over the same SAM glue and math; only *when* and *what is reused* differ.
   Minimization", ICLR 2023.
 * RST / SS-SAM: Zhao et al., "Randomized Sharpness-Aware Training for
   Boosting Computational Efficiency in Deep Learning", 2022.
+* Periodic SAM: SAM every k-th iteration, plain steps between (MosaicML
+  Composer's SAM ``interval``); with RST at the same rate, the
+  equal-budget control for any adaptive schedule.
 """
 import math
 from typing import Optional
@@ -18,7 +21,7 @@ from .._checks import check_number
 from ..sam_math import global_norm
 from .base import TwoPassPolicy
 
-__all__ = ['LookSAMPolicy', 'AESAMPolicy', 'RandomSAMPolicy']
+__all__ = ['LookSAMPolicy', 'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy']
 
 _TINY = 1e-12
 
@@ -191,3 +194,28 @@ class RandomSAMPolicy(TwoPassPolicy):
     def load_state_dict(self, state, device=None):
         self.iteration = state['iteration']
         self.generator.set_state(state['generator'])
+
+
+class PeriodicSAMPolicy(TwoPassPolicy):
+    """SAM on every ``k``-th iteration (the first included), plain
+    one-pass steps between them; no reuse.
+
+    Args:
+        k (int): a SAM iteration every k iterations (1: plain SAM).
+    """
+
+    def __init__(self, k: int = 2):
+        check_number('k', k, integer=True, low=1)
+        self.k = k
+        self.iteration = 0
+
+    def take_two_passes(self, epoch):
+        take = self.iteration % self.k == 0
+        self.iteration += 1
+        return take
+
+    def state_dict(self):
+        return dict(iteration=self.iteration)
+
+    def load_state_dict(self, state, device=None):
+        self.iteration = state['iteration']
