@@ -66,3 +66,13 @@ def test_pair_noise_moves_to_the_next_class(root):
 def test_bad_values_name_the_key(root, kwargs, match):
     with pytest.raises(ValueError, match=match):
         _build(root, **kwargs)
+
+
+def test_holdout_is_the_clean_complement_of_the_subset(root):
+    train = _build(root, noise_rate=0.4, num_samples=45, data_seed=5)
+    held = _build(root, num_samples=45, data_seed=5, holdout=True)
+    assert len(held) == 60 - 45
+    assert not set(train.indices) & set(held.indices)
+    assert held.noise_fraction == 0.0
+    with pytest.raises(ValueError, match='holdout'):
+        _build(root, noise_rate=0.2, num_samples=45, holdout=True)

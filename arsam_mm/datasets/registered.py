@@ -100,6 +100,10 @@ if CLS_DATASETS is not None:
                 without replacement (all when None).
             data_seed (int): seed of the subset and the noise, independent
                 of the training seed. Defaults to 0.
+            holdout (bool): take the samples that ``num_samples`` and
+                ``data_seed`` leave out instead, with clean labels: a
+                validation split carved from the training set, disjoint
+                from the (noisy) training subset. Defaults to False.
             lazy_init (bool): defer loading, as mmengine's wrappers do.
 
         Each sample's info keeps its clean label as ``clean_gt_label``
@@ -116,7 +120,8 @@ if CLS_DATASETS is not None:
 
         def __init__(self, dataset, noise_rate: float = 0.0,
                      noise_type: str = 'symmetric', num_samples=None,
-                     data_seed: int = 0, lazy_init: bool = False):
+                     data_seed: int = 0, holdout: bool = False,
+                     lazy_init: bool = False):
             from ..optim._checks import check_number
             owner = 'NoisyLabelDataset'
             check_number('noise_rate', noise_rate, low=0, high=1,
@@ -124,6 +129,11 @@ if CLS_DATASETS is not None:
             check_number('num_samples', num_samples, integer=True,
                          optional=True, low=1, owner=owner)
             check_number('data_seed', data_seed, integer=True, owner=owner)
+            if holdout and (num_samples is None or noise_rate > 0):
+                raise ValueError(
+                    'NoisyLabelDataset: holdout=True takes the samples a '
+                    'num_samples subset leaves out, with clean labels: set '
+                    'num_samples (as in the training split) and noise_rate=0.')
             if noise_type not in NOISE_TYPES:
                 raise ValueError(
                     f'NoisyLabelDataset: noise_type={noise_type!r}; choose '
@@ -133,6 +143,7 @@ if CLS_DATASETS is not None:
             self.dataset = dataset
             self.noise_rate, self.noise_type = noise_rate, noise_type
             self.num_samples, self.data_seed = num_samples, data_seed
+            self.holdout = holdout
             self._fully_initialized = False
             if not lazy_init:
                 self.full_init()
@@ -154,6 +165,8 @@ if CLS_DATASETS is not None:
             self.indices = (np.arange(size) if self.num_samples is None
                             else np.sort(rng.choice(size, self.num_samples,
                                                     replace=False)))
+            if self.holdout:
+                self.indices = np.setdiff1d(np.arange(size), self.indices)
             labels = np.asarray(self.dataset.get_gt_labels())
             self.clean_labels = labels[self.indices].astype(np.int64)
             self.noisy_labels = corrupt_labels(
@@ -163,7 +176,8 @@ if CLS_DATASETS is not None:
                 np.mean(self.noisy_labels != self.clean_labels))
             print_log(
                 f'NoisyLabelDataset: {len(self.indices)} of {size} samples '
-                f'(data_seed {self.data_seed}), {self.noise_type} noise: '
+                f'({"held out, " if self.holdout else ""}data_seed '
+                f'{self.data_seed}), {self.noise_type} noise: '
                 f'{self.noise_fraction:.4f} of the labels changed.',
                 logger='current')
             self._fully_initialized = True

@@ -7,7 +7,9 @@ and shrinks inputs so a smoke run fits a CPU:
 
 * mmseg: the shapes set at 64x64 (4 classes, heads resized to match);
 * mmpose: the stick-figure COCO set, model and codec at half resolution;
-* mmpretrain: the shapes classification set (3 classes) via CustomDataset.
+* mmpretrain: the shapes classification set (3 classes) via CustomDataset;
+  dataset wrappers (label noise, subsets) are replaced too, their inner
+  pipeline kept.
 """
 import copy
 
@@ -132,8 +134,12 @@ def _classification(cfg, root, batch_size):
                        ('val', 'val_dataloader'), ('val', 'test_dataloader')):
         if key not in cfg:
             continue
+        source = cfg[key].dataset
+        while 'pipeline' not in source and isinstance(
+                source.get('dataset'), dict):
+            source = source['dataset']  # a wrapper (NoisyLabelDataset, ...)
         pipeline = [
-            t for t in cfg[key].dataset.get('pipeline', [])
+            t for t in source.get('pipeline', [])
             if t.get('type') != 'LoadImageFromFile'
         ]
         dataset = dict(
