@@ -272,26 +272,22 @@ def plot(args, by_method, rows, metric):
             fig.tight_layout()
             fig.savefig(osp.join(args.out, 'grad_psf_norms.png'), dpi=100)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method, row in rows.items():
-        ax.errorbar(row['forwards'] + row['backwards'], row['metric_mean'],
-                    yerr=row['metric_std'], fmt='o', capsize=3, label=method)
-    ax.set_xlabel('forward + backward passes')
-    ax.set_ylabel(metric)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(osp.join(args.out, 'metric_vs_passes.png'), dpi=100)
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method, row in rows.items():
-        ax.errorbar(row['train_time'], row['metric_mean'],
-                    yerr=row['metric_std'], fmt='o', capsize=3, label=method)
-    ax.set_xlabel('training wall time (s)')
-    ax.set_ylabel(metric)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(osp.join(args.out, 'metric_vs_time.png'), dpi=100)
-
+    cost_axes = [
+        ('forward + backward passes', 'metric_vs_passes.png',
+         lambda row: row['forwards'] + row['backwards']),
+        ('training wall time (s)', 'metric_vs_time.png',
+         lambda row: row['train_time']),
+    ]
+    for xlabel, name, cost in cost_axes:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for method, row in rows.items():
+            ax.errorbar(cost(row), row['metric_mean'], yerr=row['metric_std'],
+                        fmt='o', capsize=3, label=method)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(metric)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(osp.join(args.out, name), dpi=100)
 
 def main():
     args = parse_args()
