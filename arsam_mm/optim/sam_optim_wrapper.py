@@ -202,7 +202,8 @@ class SharpnessAwareMixin:
         self.policy.on_train_start(max_counts, _calling_runner_epoch_length())
 
     def _split_params(self, inner: nn.Module):
-        """The trainable parameters, and those of them that are perturbed."""
+        """The trainable parameters, those of them that are perturbed, and
+        the parameter names by ``id``."""
         names = {id(p): n for n, p in inner.named_parameters()}
         params = [
             p for group in self.optimizer.param_groups
@@ -217,12 +218,7 @@ class SharpnessAwareMixin:
             raise config_error(
                 'exclude', 'matches every trainable parameter',
                 'Narrow the regexes so that some parameters are perturbed.')
-        # ASAM's T = |w| + eta applies to weights only, as in the official
-        # ASAM code (``'weight' in name``); biases keep T = 1.
-        self._asam_scaled = [
-            'weight' in names.get(id(p), 'weight') for p in perturbed
-        ]
-        return params, perturbed
+        return params, perturbed, names
 
     def _bind(self, model: nn.Module) -> None:
         if model is self._model:
@@ -234,7 +230,12 @@ class SharpnessAwareMixin:
                 'torch.compile-d train_step (it edits weights in place and '
                 'hooks the data preprocessor)', 'Set compile=False.')
         inner = model.module if is_model_wrapper(model) else model
-        params, perturbed = self._split_params(inner)
+        params, perturbed, names = self._split_params(inner)
+        # ASAM's T = |w| + eta applies to weights only, as in the official
+        # ASAM code (``'weight' in name``); biases keep T = 1.
+        self._asam_scaled = [
+            'weight' in names.get(id(p), 'weight') for p in perturbed
+        ]
         self._model, self._inner = model, inner
         self._params, self._perturbed = params, perturbed
         group_of = {id(p): i for i, group in enumerate(
@@ -311,21 +312,21 @@ class SharpnessAwareMixin:
         second pass (:meth:`_passes_finite`), in one host sync."""
         return True
 
-    def _first_pass_peaks(self, loss: Tensor,
+    def _first_pass_norms(self, loss: Tensor,
                           grads: List[Tensor]) -> Optional[Tensor]:
         """``loss`` and ``||g||`` of the first pass, kept on the device
         until :meth:`_passes_finite` reads them with the second pass's."""
         return _loss_and_grad_norm(loss, grads)
 
-    def _passes_finite(self, first_peaks: Optional[Tensor], sam_loss: Tensor,
+    def _passes_finite(self, first_norms: Optional[Tensor], sam_loss: Tensor,
                        sam_grads: List[Tensor]) -> bool:
         """fp32: a non-finite loss or gradient in either pass of a SAM
         iteration stops the run here, naming the iteration and the pass,
         instead of poisoning the PSF and the schedule (one host sync per
         SAM iteration, every rank alike)."""
-        peaks = torch.cat([first_peaks,
+        norms = torch.cat([first_norms,
                            _loss_and_grad_norm(sam_loss, sam_grads)])
-        finite = _dist.all_ranks_true_each(torch.isfinite(peaks))
+        finite = _dist.all_ranks_true_each(torch.isfinite(norms))
         if all(finite):
             return True
         self.policy.on_sam_step_skipped()
@@ -429,7 +430,7 @@ class SharpnessAwareMixin:
                 # PSF = g_s - g must be the same on every rank, or the
                 # one-pass iterations would move the ranks apart.
                 _dist.all_reduce_mean_(first_grads)
-        first_peaks = self._first_pass_peaks(loss, grads)
+        first_norms = self._first_pass_norms(loss, grads)
         latent, perturbation = self._perturbation(params, grads, index)
         with torch.no_grad():
             weights = clone_tensors(latent)
@@ -447,7 +448,7 @@ class SharpnessAwareMixin:
             with torch.no_grad():
                 torch._foreach_copy_(latent, weights)
         sam_grads = [p.grad for p in params]
-        if not self._passes_finite(first_peaks, sam_loss, sam_grads):
+        if not self._passes_finite(first_norms, sam_loss, sam_grads):
             # Nothing non-finite enters the policy's state.
             self.policy.on_sam_step_skipped()
             return None
@@ -480,8 +481,7 @@ class SharpnessAwareMixin:
         scaled = self._asam_scaled if self.adaptive else None
         layers = self._quantized_layers
         if index is not None:
-            scaled = None if scaled is None else [scaled[i] for i in index]
-            layers = None if layers is None else [layers[i] for i in index]
+            scaled, layers = _pick(scaled, index), _pick(layers, index)
         if layers is not None:
             # dL/dQ(w) where the layer ran (a frozen/unused one: dL/dw).
             grads = [
@@ -645,16 +645,16 @@ class AmpSharpnessAwareMixin(SharpnessAwareMixin):
         # the second pass and let the scaler skip the step and back off.
         return _dist.all_ranks_true(torch.isfinite(global_norm(grads)))
 
-    def _first_pass_peaks(self, loss, grads):
+    def _first_pass_norms(self, loss, grads):
         return None  # checked by _first_pass_finite already
 
-    def _passes_finite(self, first_peaks, sam_loss, sam_grads) -> bool:
+    def _passes_finite(self, first_norms, sam_loss, sam_grads) -> bool:
         # A perturbed pass that overflows after a finite first one: the
-        # scaler skips this step and backs off once; the PSF, histories and
-        # rate keep their last finite values, so the next iterations train
-        # normally instead of mixing in an inf/NaN PSF.
-        peaks = _loss_and_grad_norm(sam_loss, sam_grads)
-        return _dist.all_ranks_true(torch.isfinite(peaks).all())
+        # scaler skips this step and backs off once; nothing of it reaches
+        # the policy (histories and rate keep their values, the policy
+        # drops its PSF), so the next iterations are ordinary steps.
+        norms = _loss_and_grad_norm(sam_loss, sam_grads)
+        return _dist.all_ranks_true(torch.isfinite(norms).all())
 
 
 @OPTIM_WRAPPERS.register_module()
