@@ -2,6 +2,7 @@
 from . import compat  # noqa: F401  (must precede any mmseg/mmpose import)
 from .datasets import *  # noqa: F401,F403
 from .hooks import *  # noqa: F401,F403
+from .models import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 
 __version__ = '0.1.0'

@@ -43,12 +43,13 @@ def test_warmup_then_one_sam_iteration_in_first_window():
     assert sum(decisions[7:17]) == 1  # floor(initial rate 1)
 
 
-def test_rate_update_and_quota_match_hand_computation():
+def test_paper_rate_update_and_quota_match_hand_computation():
     window, a1, a2, blocks = 6, 0.5, 0.3, 2
     psf_values = [0.5, 0.6, 0.9, 1.0, 1.4, 2.0, 2.1, 2.5, 3.0, 3.2, 3.9, 4.4,
                   5.0, 5.5, 6.1, 7.0, 8.0, 9.0, 10.0, 11.0]
     policy = ARSAMPolicy(window=window, warmup_iters=window, a1=a1, a2=a2,
-                         blocks=blocks, stat_layers=1, max_p=1.0, seed=11)
+                         blocks=blocks, stat_layers=1, max_p=1.0, seed=11,
+                         schedule='paper')
     n_iters = window * 4
     decisions, used = _drive(policy, psf_values, n_iters)
 
@@ -95,10 +96,73 @@ def test_rate_update_and_quota_match_hand_computation():
 
 
 def test_rate_is_clipped_to_max_p():
-    policy = ARSAMPolicy(window=5, warmup_iters=5, a1=10.0, a2=10.0,
-                         max_p=0.6, stat_layers=1, blocks=1)
-    _drive(policy, [2.0**k for k in range(200)], 60)
+    for schedule in ('relative', 'paper'):
+        policy = ARSAMPolicy(window=5, warmup_iters=5, a1=10.0, a2=10.0,
+                             max_p=0.6, stat_layers=1, blocks=1,
+                             schedule=schedule)
+        _drive(policy, [2.0**k for k in range(200)], 60)
+        assert policy.rate == pytest.approx(3.0)
+
+
+def test_relative_schedule_takes_block_variances_from_full_histories():
+    # Stationary PSF norms: nothing about the PSF changes. Block variances
+    # of a filling s history grow with the count alone, so v must start
+    # only once s holds a full window of values.
+    window, blocks = 10, 2
+    rng = np.random.default_rng(0)
+    values = np.exp(rng.normal(0.0, 0.3, 400))
+    policy = ARSAMPolicy(window=window, warmup_iters=window, blocks=blocks,
+                         stat_layers=1, seed=0)
+    _drive(policy, values, window * 12)
+    assert policy.counts['s'] > window
+    assert policy.counts['v'] == policy.counts['s'] - window + 1
+    paper = ARSAMPolicy(window=window, warmup_iters=window, blocks=blocks,
+                        stat_layers=1, seed=0, schedule='paper')
+    _drive(paper, values, window * 12)
+    assert paper.counts['v'] == paper.counts['s'] - 2 * blocks + 1
+
+
+def test_relative_schedule_runs_on_the_runs_own_time_scale():
+    # Same statistics, different run lengths: log(rate) moves in
+    # proportion to reference_iters / max_iters, exp of the paper's step.
+    window, a1, a2 = 6, 0.2, 0.1
+    values = [1.0 + 0.1 * k for k in range(40)]
+    rates, changes = [], []
+    for max_iters in (1000, 2000):
+        policy = ARSAMPolicy(window=window, warmup_iters=window, a1=a1,
+                             a2=a2, blocks=2, stat_layers=1, max_p=1.0,
+                             reference_iters=5000, seed=1)
+        policy.on_train_start(max_iters)
+        _drive(policy, values, 2 * window + 1)  # warm-up, 1 window, update
+        rates.append(policy.rate)
+        changes.append(policy.log_scalars())
+    assert changes[0]['arsam_dr'] == changes[1]['arsam_dr'] > 0
+    step = a1 * changes[0]['arsam_dr'] + a2 * changes[0]['arsam_dv']
+    assert rates[0] == pytest.approx(math.exp(5.0 * step))
+    assert rates[1] == pytest.approx(math.exp(2.5 * step))
+
+
+def test_min_p_is_a_floor_on_the_rate():
+    window = 10
+    policy = ARSAMPolicy(window=window, warmup_iters=window, min_p=0.3,
+                         stat_layers=1, blocks=1, seed=2)
+    policy.on_train_start(200)
+    # A falling PSF pulls the rate down; the floor holds it at 3 of 10.
+    decisions, _ = _drive(policy, [2.0**-k for k in range(200)], 200)
     assert policy.rate == pytest.approx(3.0)
+    for start in range(window, 200, window):
+        assert sum(decisions[start:start + window]) == 3
+
+
+@pytest.mark.parametrize('kwargs, key', [
+    (dict(schedule='fast'), 'schedule'),
+    (dict(schedule='paper', min_p=0.1), 'min_p'),
+    (dict(min_p=0.9, max_p=0.8), 'min_p'),
+    (dict(reference_iters=0), 'reference_iters'),
+])
+def test_schedule_arguments_are_checked(kwargs, key):
+    with pytest.raises((ValueError, TypeError), match=key):
+        ARSAMPolicy(**kwargs)
 
 
 def test_reuse_rule_weights():

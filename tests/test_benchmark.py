@@ -14,8 +14,8 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
         sys.executable, osp.join(ROOT, 'tools', 'benchmark.py'),
         osp.join(ROOT, 'configs', 'demo', 'fcn_r18_shapes_arsam.py'),
         '--iters', '6', '--seeds', '0', '--methods', 'sgd', 'sam', 'arsam',
-        'looksam', 'msam', 'periodic_eq', '--embedded-data', '--out',
-        str(out), '--cfg-options', 'train_dataloader.batch_size=2',
+        'looksam', 'msam', 'periodic_eq', '--embedded-data', '--test',
+        '--out', str(out), '--cfg-options', 'train_dataloader.batch_size=2',
         'arsam:optim_wrapper.window=2', 'arsam:optim_wrapper.warmup_iters=2',
         'looksam:optim_wrapper.k=3', 'msam:optim_wrapper.rho=0.3'
     ], check=True, cwd=str(tmp_path))
@@ -32,6 +32,12 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     k = max(1, round(1 / arsam['sam_rate']))
     assert rows['periodic_eq']['forwards'] == 6 + len(range(0, 6, k))
     assert results['metric'] == 'mIoU'
+    # --test: the table reports the test set, read after training; val kept.
+    assert results['split'] == 'test'
+    for run in results['runs']:
+        assert 'mIoU' in run['test_metrics'] and 'mIoU' in run['metrics']
+    assert rows['sam']['metric_mean'] == results['runs'][1]['test_metrics'][
+        'mIoU']
     for name in ('sam_rate.png', 'metric_vs_time.png', 'grad_psf_norms.png',
                  'metric_vs_passes.png'):
         assert (out / name).stat().st_size > 1000

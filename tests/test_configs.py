@@ -19,7 +19,8 @@ CONFIGS = sorted(
 # Keys a SAM-family child may add to its base's optim_wrapper (README).
 DOCUMENTED = {'type', 'rho', 'adaptive', 'eta', 'eps', 'exclude',
               'sync_first_pass', 'window', 'warmup_iters', 'warmup_epochs',
-              'beta', 'max_reuse', 'a1', 'a2', 'max_p', 'blocks',
+              'beta', 'max_reuse', 'a1', 'a2', 'max_p', 'min_p', 'schedule',
+              'reference_iters', 'blocks',
               'stat_layers', 'seed', '_scope_'}
 
 

@@ -79,6 +79,10 @@ def parse_args():
                         'window=10)')
     parser.add_argument('--metric', help='metric to report (default: mIoU, '
                         'accuracy/top1 or coco/AP, whichever is there)')
+    parser.add_argument('--test', action='store_true',
+                        help='after training, evaluate the test set once '
+                        '(Runner.test) and report it instead of val. Tune '
+                        'without it; add it only for the final run')
     parser.add_argument('--summarize-only', action='store_true',
                         help='rebuild table and plots from the JSONs in --out')
     parser.add_argument('--run-one', nargs=2, metavar=('METHOD', 'SEED'),
@@ -143,9 +147,16 @@ def run_one(args, method, seed):
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
     runner = Runner.from_cfg(cfg)
     runner.train()
-    metrics = {k[len('val/'):]: float(v.current())
-               for k, v in runner.message_hub.log_scalars.items()
-               if k.startswith('val/') and 'time' not in k}
+    def scalars(prefix):
+        return {k[len(prefix):]: float(v.current())
+                for k, v in runner.message_hub.log_scalars.items()
+                if k.startswith(prefix) and 'time' not in k}
+
+    metrics = scalars('val/')
+    test_metrics = None
+    if args.test:
+        runner.test()
+        test_metrics = scalars('test/')
     with open(osp.join(cfg.work_dir, 'sam_trace.json')) as f:
         trace = json.load(f)
     if torch.cuda.is_available() and args.device != 'cpu':
@@ -156,6 +167,7 @@ def run_one(args, method, seed):
         memory_kind = 'peak RSS (CPU)'
     wrapper = runner.optim_wrapper
     result = dict(method=method, seed=seed, metrics=metrics,
+                  test_metrics=test_metrics,
                   iters=runner.iter, forwards=trace['forwards'],
                   backwards=trace['backwards'],
                   train_time=trace['train_time'], peak_mb=peak_mb,
@@ -171,13 +183,13 @@ def _mean_std(values):
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _gain_kept(by_method, rows, metric):
+def _gain_kept(by_method, rows, metric, split_key):
     """Per seed ``(acc - acc_SGD) / (acc_SAM - acc_SGD)``, mean +- std."""
     if 'sgd' not in by_method or 'sam' not in by_method:
         return
 
     def per_seed(method):
-        return {r['seed']: r['metrics'].get(metric, float('nan'))
+        return {r['seed']: r[split_key].get(metric, float('nan'))
                 for r in by_method[method]}
 
     sgd, sam = per_seed('sgd'), per_seed('sam')
@@ -191,7 +203,10 @@ def _gain_kept(by_method, rows, metric):
 
 
 def summarize(args, results):
-    names = list(results[0]['metrics'])
+    # Val unless --test: then the test set, read once after training.
+    split, split_key = ('test', 'test_metrics') if args.test else (
+        'val', 'metrics')
+    names = list(results[0][split_key])
     preferred = [args.metric, 'mIoU', 'accuracy/top1', 'coco/AP']
     metric = next((m for m in preferred if m in names), names[0])
     by_method = {m: [r for r in results if r['method'] == m]
@@ -200,7 +215,7 @@ def summarize(args, results):
     for method, runs in by_method.items():
         time_mean, _ = _mean_std([r['train_time'] for r in runs])
         value_mean, value_std = _mean_std(
-            [r['metrics'].get(metric, float('nan')) for r in runs])
+            [r[split_key].get(metric, float('nan')) for r in runs])
         rows[method] = dict(
             iters=runs[0]['iters'],
             forwards=statistics.fmean(r['forwards'] for r in runs),
@@ -210,12 +225,12 @@ def summarize(args, results):
             train_time=time_mean,
             peak_mb=max(r['peak_mb'] for r in runs),
             metric_mean=value_mean, metric_std=value_std, seeds=len(runs))
-    _gain_kept(by_method, rows, metric)
+    _gain_kept(by_method, rows, metric, split_key)
     ref_sam = rows.get('sam', {}).get('train_time')
     ref_sgd = rows.get('sgd', {}).get('train_time')
     header = (f"{'method':<9}{'iters':>7}{'fwd':>8}{'bwd':>8}{'SAM rate':>10}"
               f"{'time s':>9}{'/SAM':>7}{'/SGD':>7}{'peak MB':>9}"
-              f"  {metric} (mean +- std, {len(args.seeds)} seeds)")
+              f"  {split} {metric} (mean +- std, {len(args.seeds)} seeds)")
     lines = [header]
     for method, row in rows.items():
         rel_sam = row['train_time'] / ref_sam if ref_sam else float('nan')
@@ -234,7 +249,8 @@ def summarize(args, results):
     table = '\n'.join(lines) + f'\n(memory: {memory_kind})'
     print(table)
     with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(dict(config=args.config, metric=metric, summary=rows,
+        json.dump(dict(config=args.config, metric=metric, split=split,
+                       summary=rows,
                        table=table, runs=results), f, indent=1)
     plot(args, by_method, rows, metric)
 

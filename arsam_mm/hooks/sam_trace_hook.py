@@ -20,7 +20,7 @@ from mmengine.registry import HOOKS
 __all__ = ['SAMTraceHook']
 
 _KEYS = ('loss', 'sam_rate', 'psf_norm', 'psf_ratio', 'sharpness',
-         'arsam_rate', 'psf_coef')
+         'arsam_rate', 'psf_coef', 'arsam_dr', 'arsam_dv')
 
 
 @HOOKS.register_module()

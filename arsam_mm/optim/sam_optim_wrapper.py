@@ -677,7 +677,8 @@ class ARSAMOptimWrapper(policy_arguments(ARSAMPolicy), SharpnessAwareMixin,
     Takes every argument of :class:`SharpnessAwareMixin` and of
     :class:`~arsam_mm.optim.policies.ARSAMPolicy` (``window``,
     ``warmup_iters``/``warmup_epochs``, ``beta``, ``max_reuse``, ``a1``,
-    ``a2``, ``max_p``, ``blocks``, ``stat_layers``, ``seed``).
+    ``a2``, ``max_p``, ``min_p``, ``schedule``, ``reference_iters``,
+    ``blocks``, ``stat_layers``, ``seed``).
 
     Examples:
         >>> optim_wrapper = dict(type='ARSAMOptimWrapper', rho=0.05)

@@ -17,6 +17,26 @@ here:
 Default warm-up when neither ``warmup_iters`` nor ``warmup_epochs`` is set:
 one window (``window`` iterations), so the ``r`` history is full when the
 adaptive schedule starts.
+
+Two schedules (``schedule``):
+
+* ``'paper'``: the authors' update, ``rate *= 1 + a1*dr + a2*dv`` once per
+  window, with ``v`` records from the second ``s`` value on. Their gains
+  were set on 200-epoch CIFAR runs (about 78,000 iterations, some 1,500
+  windows). In a run of a few thousand iterations the product of 50 such
+  factors barely moves, and what rise there is comes from the fill phase:
+  block variances of a half-empty ``s`` history (2 to 9 values per block)
+  grow with the number of values alone, so ``dv`` is positive whatever
+  the PSF does.
+* ``'relative'`` (default): the same statistics and gains, with two
+  changes. A ``v`` record is made only from a full ``s`` history, so
+  ``dv`` measures the PSF, not the fill. And the update is the paper's in
+  log space on the run's own time scale,
+  ``rate *= exp((reference_iters / max_iters) * (a1*dr + a2*dv))``: the
+  rate can travel as far over a run of any length as the authors' does
+  over ``reference_iters``, and no factor can go negative. ``min_p`` puts a
+  floor under the rate. With ``max_iters == reference_iters`` and small
+  steps it is the paper's update.
 """
 import math
 import warnings
@@ -33,6 +53,7 @@ from .base import TwoPassPolicy
 __all__ = ['ARSAMPolicy']
 
 _TINY = 1e-12
+SCHEDULES = ('relative', 'paper')
 
 
 def _select(items: List, index: Optional[List[int]]) -> List:
@@ -70,6 +91,13 @@ class ARSAMPolicy(TwoPassPolicy):
         a2 (float): gain on the relative change of the block variance of
             ``||psf||``.
         max_p (float): the rate is clipped to ``[1, window * max_p]``.
+        min_p (float): floor of the rate as a fraction of the window
+            (``'relative'`` only; the rate never drops below 1 either).
+        schedule (str): ``'relative'`` or ``'paper'`` (see the module
+            docstring). ``schedule='paper', warmup_epochs=3`` is the
+            authors' preset.
+        reference_iters (int): the run length the gains were set for
+            (``'relative'`` only): 200 epochs of CIFAR at batch 128.
         blocks (int): chunks of the sorted ``||psf||`` history.
         stat_layers (int): statistics use the last this-many tensors.
         seed (int): seed of the policy's own generator (same on all ranks).
@@ -86,6 +114,9 @@ class ARSAMPolicy(TwoPassPolicy):
                  a1: float = 0.13,
                  a2: float = 0.13,
                  max_p: float = 0.8,
+                 min_p: float = 0.0,
+                 schedule: str = 'relative',
+                 reference_iters: int = 78200,
                  blocks: int = 5,
                  stat_layers: int = 10,
                  seed: int = 0):
@@ -108,6 +139,17 @@ class ARSAMPolicy(TwoPassPolicy):
             raise config_error(
                 'max_p', f'window * max_p = {window * max_p} allows no SAM '
                 'iteration in a window', 'Raise max_p or window.')
+        check_number('min_p', min_p, low=0, high=max_p)
+        if schedule not in SCHEDULES:
+            raise config_error(
+                'schedule', f'unknown ARSAM schedule {schedule!r}',
+                f'Use one of {SCHEDULES}.')
+        if schedule == 'paper' and min_p > 0:
+            raise config_error(
+                'min_p', "the 'paper' schedule has no rate floor",
+                "Drop min_p or use schedule='relative'.")
+        check_number('reference_iters', reference_iters, integer=True,
+                     low=1)
         check_number('blocks', blocks, integer=True, low=1)
         check_number('stat_layers', stat_layers, integer=True, low=1)
         check_number('seed', seed, integer=True)
@@ -120,12 +162,16 @@ class ARSAMPolicy(TwoPassPolicy):
         self.max_reuse = max_reuse
         self.a1, self.a2 = a1, a2
         self.max_rate = window * max_p
+        self.min_rate = max(1.0, window * min_p)
+        self.schedule = schedule
+        self.reference_iters = reference_iters
+        self.time_scale = 1.0  # reference_iters / max_iters, once known
         self.blocks = blocks
         self.stat_layers = stat_layers
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.iteration = 0
-        self.rate = 1.0
+        self.rate = self.min_rate
         self.window_pos = 0
         self.windows_started = 0
         self.quota_left = 0
@@ -135,10 +181,13 @@ class ARSAMPolicy(TwoPassPolicy):
         self.history: Dict[str, Optional[Tensor]] = dict(r=None, s=None, v=None)
         self.counts = dict(r=0, s=0, v=0)
         self._last: Dict[str, Tensor] = {}
+        self._changes = dict(arsam_dr=0.0, arsam_dv=0.0)
 
     # --------------------------------------------------------- schedule
     def on_train_start(self, max_iters, epoch_length=None):
         super().on_train_start(max_iters, epoch_length)
+        if self.schedule == 'relative' and max_iters:
+            self.time_scale = self.reference_iters / max_iters
         if self.warmup_epochs is not None and epoch_length:
             # An epoch is one pass over the train dataloader, whichever loop
             # runs: under IterBasedTrainLoop the runtime epoch stays 0, so
@@ -187,7 +236,13 @@ class ARSAMPolicy(TwoPassPolicy):
                 changes.append(_mean_relative_change(seq).cpu())
         # The one host sync of the schedule: once per window.
         d_r, d_v = torch.stack(changes).tolist()
-        rate = self.rate * (1.0 + self.a1 * d_r + self.a2 * d_v)
+        self._changes = dict(arsam_dr=d_r, arsam_dv=d_v)
+        step = self.a1 * d_r + self.a2 * d_v
+        if self.schedule == 'paper':
+            rate = self.rate * (1.0 + step)
+        else:
+            rate = self.rate * math.exp(
+                min(self.time_scale * step, math.log(self.max_rate)))
         if not math.isfinite(rate):
             # The glue never records a non-finite pass; should a statistic
             # be inf/NaN all the same, keep the rate rather than crash or
@@ -195,7 +250,7 @@ class ARSAMPolicy(TwoPassPolicy):
             warnings.warn(f'ARSAM: non-finite schedule statistics (dr={d_r}, '
                           f'dv={d_v}); the rate stays at {self.rate}.')
             return
-        self.rate = min(max(rate, 1.0), self.max_rate)
+        self.rate = min(max(rate, self.min_rate), self.max_rate)
 
     # ---------------------------------------------------------- records
     def _push(self, key: str, value: Tensor) -> None:
@@ -212,7 +267,10 @@ class ARSAMPolicy(TwoPassPolicy):
         self._push('s', psf_tail)
         count = min(self.counts['s'], self.window)
         per_block = count // self.blocks
-        if per_block >= 2:
+        # 'relative': block variances of a full history only; from a
+        # filling one they grow with the count, whatever the PSF does.
+        full = self.schedule == 'paper' or count == self.window
+        if per_block >= 2 and full:
             values = torch.sort(self.history['s'][:count]).values
             chunks = values[:per_block * self.blocks].view(self.blocks, -1)
             self._push('v', chunks.var(dim=1, unbiased=False).mean())
@@ -270,6 +328,7 @@ class ARSAMPolicy(TwoPassPolicy):
 
     def log_scalars(self) -> Dict[str, object]:
         scalars = dict(self._last)
+        scalars.update(self._changes)
         scalars.update(
             arsam_rate=self.rate / self.window, psf_coef=self.coef)
         return scalars
@@ -288,6 +347,8 @@ class ARSAMPolicy(TwoPassPolicy):
             history=dict(self.history),
             counts=dict(self.counts),
             last=dict(self._last),
+            changes=dict(self._changes),
+            time_scale=self.time_scale,
             generator=self.generator.get_state())
 
     def load_state_dict(self, state: dict, device=None) -> None:
@@ -305,4 +366,6 @@ class ARSAMPolicy(TwoPassPolicy):
         self.history = {k: to_device(v) for k, v in state['history'].items()}
         self.counts = dict(state['counts'])
         self._last = {k: to_device(v) for k, v in state['last'].items()}
+        self._changes = dict(state.get('changes', self._changes))
+        self.time_scale = state.get('time_scale', self.time_scale)
         self.generator.set_state(state['generator'])

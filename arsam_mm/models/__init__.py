@@ -1,0 +1,1 @@
+from .lenet_bn import *  # noqa: F401,F403
