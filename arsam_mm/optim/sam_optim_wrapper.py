@@ -49,6 +49,9 @@ __all__ = [
 
 # ``_decision`` before optim_context ran (``None`` means: decide later).
 _NO_CONTEXT = object()
+# ``_cycle_decision`` between accumulation cycles: the next micro-batch
+# opens a cycle and asks the policy.
+_NO_CYCLE = object()
 
 
 def _pick(items: Optional[list], index: List[int]) -> Optional[list]:
@@ -133,13 +136,6 @@ class SharpnessAwareMixin:
                  policy: Optional[TwoPassPolicy] = None,
                  **kwargs):
         name = type(self).__name__
-        if kwargs.get('accumulative_counts', 1) != 1:
-            raise config_error(
-                'accumulative_counts',
-                f'{name} does not support gradient accumulation (got '
-                f"{kwargs['accumulative_counts']})",
-                'Remove accumulative_counts (or set it to 1) and raise the '
-                'batch size or the number of GPUs instead.')
         check_number('rho', rho, low=0, open_low=True)
         check_number('eta', eta, low=0)
         check_number('eps', eps, low=0)
@@ -178,7 +174,15 @@ class SharpnessAwareMixin:
         self._saq_layers: List[nn.Module] = []
         self._decision = _NO_CONTEXT
         self._local_first_pass = False
-        self._batch = None
+        # Gradient accumulation (accumulative_counts = N): one cycle of N
+        # micro-batches is one SAM-family step. The policy decides at the
+        # cycle's first micro-batch; the preprocessed micro-batches of a
+        # two-pass cycle are kept for the second pass (N = 1: one batch).
+        self._cycle_decision = _NO_CYCLE
+        self._cycle_batches: list = []
+        self._cycle_loss: Optional[Tensor] = None
+        self._cycle_micro = 0
+        self._cycle_factor = 1
         self._log_cache: dict = {}
 
     # ------------------------------------------------------- model binding
@@ -199,7 +203,22 @@ class SharpnessAwareMixin:
         # exclude that leaves nothing to perturb before any iteration runs.
         inner = model.module if is_model_wrapper(model) else model
         self._split_params(inner)
-        self.policy.on_train_start(max_counts, _calling_runner_epoch_length())
+        # Policies count optimizer steps: one per accumulation cycle.
+        epoch_length = _calling_runner_epoch_length()
+        steps = -(-max_counts // self._accumulative_counts)
+        if epoch_length is not None:
+            epoch_length = -(-epoch_length // self._accumulative_counts)
+        self.policy.on_train_start(steps, epoch_length)
+        if init_counts % self._accumulative_counts and (
+                self._cycle_decision is not _NO_CYCLE):
+            print_log(
+                f'{type(self).__name__}: resumed in the middle of an '
+                'accumulation cycle. Its remaining micro-batches keep the '
+                'decision taken at its start; the micro-batches before the '
+                'checkpoint are lost (mmengine\'s rule), so its second pass '
+                'runs over those after it only.',
+                logger='current',
+                level=logging.WARNING)
 
     def _split_params(self, inner: nn.Module):
         """The trainable parameters, those of them that are perturbed, and
@@ -266,14 +285,17 @@ class SharpnessAwareMixin:
 
     # ----------------------------------------------------------- forward
     def _capture_batch(self, module, inputs, output) -> None:
-        self._batch = output
+        self._cycle_batches.append(output)
 
     @contextmanager
     def optim_context(self, model: nn.Module):
         self._bind(model)
-        epoch = self.message_hub.get_info('epoch', 0) or 0
-        self._decision = self.policy.take_two_passes(epoch)
-        self._batch = None
+        if self._cycle_decision is _NO_CYCLE:
+            # The cycle's first micro-batch: one decision for all of it, so
+            # that DDP knows at once which micro-batches skip all-reduce.
+            epoch = self.message_hub.get_info('epoch', 0) or 0
+            self._cycle_decision = self.policy.take_two_passes(epoch)
+        self._decision = self._cycle_decision
         if self._decision is False:
             with super().optim_context(model):
                 yield
@@ -386,8 +408,22 @@ class SharpnessAwareMixin:
                 'train_step (BaseModel / MMDistributedDataParallel) or wrap '
                 'the forward in `with optim_wrapper.optim_context(model):`.')
         two_pass, self._decision = self._decision, _NO_CONTEXT
+        if self._accumulative_counts > 1:
+            # mmengine's divisor at this micro-batch (N, or the length of
+            # the last, shorter cycle); the second pass divides by the same.
+            self._cycle_factor = round(
+                1.0 / float(self.scale_loss(torch.ones(()))))
         loss = self.scale_loss(loss)
         self.backward(loss)
+        loss = loss.detach()
+        self._cycle_loss = loss if self._cycle_loss is None else (
+            self._cycle_loss + loss)
+        self._cycle_micro += 1
+        if not self.should_update():
+            self.total_iters += 1
+            self._log(False, None)
+            return
+        loss, micro = self._cycle_loss, self._cycle_micro
         if two_pass is None:
             _, grads, _ = self._perturbed_grads()
             two_pass = self.policy.decide_after_first_pass(
@@ -398,16 +434,45 @@ class SharpnessAwareMixin:
         else:
             _, grads, index = self._perturbed_grads()
             self.policy.on_one_pass_step(grads, self._grad_scale(), index)
-        self._batch = None
-        self._set_on_saq_layers('quantized_weight_grad', None)
+        self._end_cycle()
         self.total_iters += 1
-        self.sam_iters += int(two_pass)
+        self.sam_iters += micro * int(bool(two_pass))
         self._log(two_pass, sharpness)
         self.step(**(step_kwargs or {}))
         self.zero_grad(**(zero_kwargs or {}))
 
+    def _end_cycle(self) -> None:
+        self._cycle_decision = _NO_CYCLE
+        self._cycle_batches = []
+        self._cycle_loss = None
+        self._cycle_micro = 0
+        self._set_on_saq_layers('quantized_weight_grad', None)
+
+    def _second_pass(self) -> Tensor:
+        """Forward/backward of the cycle's recorded micro-batches at the
+        perturbed weights; their gradients accumulate as the first pass's
+        did, and under DDP only the last one all-reduces. Returns the
+        cycle's loss there, divided as mmengine divides the first pass's."""
+        batches = self._cycle_batches
+        no_sync = hasattr(self._model, 'no_sync') and _dist.world_size() > 1
+        total = None
+        for k, batch in enumerate(batches):
+            last = k == len(batches) - 1
+            sync = nullcontext() if last or not no_sync else (
+                self._model.no_sync())
+            with sync:
+                with self._batchnorm_stats_frozen(), self._forward_context():
+                    losses = self._model._run_forward(batch, mode='loss')
+                sam_loss, _ = self._inner.parse_losses(losses)
+                if self._accumulative_counts > 1:
+                    sam_loss = sam_loss / self._cycle_factor
+                self._backward_uncounted(sam_loss)
+            sam_loss = sam_loss.detach()
+            total = sam_loss if total is None else total + sam_loss
+        return total
+
     def _sam_pass(self, loss: Tensor) -> Optional[Tensor]:
-        if self._batch is None:
+        if not self._cycle_batches:
             raise RuntimeError(
                 f'{type(self).__name__} did not see the preprocessed batch: '
                 "the model's data_preprocessor must run inside "
@@ -439,10 +504,7 @@ class SharpnessAwareMixin:
             torch._foreach_zero_([p.grad for p in self._params
                                   if p.grad is not None])
         try:
-            with self._batchnorm_stats_frozen(), self._forward_context():
-                losses = self._model._run_forward(self._batch, mode='loss')
-            sam_loss, _ = self._inner.parse_losses(losses)
-            self._backward_uncounted(self.scale_loss(sam_loss))
+            sam_loss = self._second_pass()
         finally:
             self._set_on_saq_layers('quantized_weight_offset', None)
             with torch.no_grad():
@@ -541,7 +603,11 @@ class SharpnessAwareMixin:
             policy=self.policy.state_dict(),
             sam_iters=self.sam_iters,
             total_iters=self.total_iters,
-            log_cache=dict(self._log_cache))
+            log_cache=dict(self._log_cache),
+            # Saved in the middle of an accumulation cycle: the decision
+            # its remaining micro-batches keep after a resume.
+            cycle_decision=(None if self._cycle_decision is _NO_CYCLE else
+                            dict(two_pass=self._cycle_decision)))
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -561,6 +627,9 @@ class SharpnessAwareMixin:
         self.sam_iters = sam_state['sam_iters']
         self.total_iters = sam_state['total_iters']
         self._log_cache = dict(sam_state['log_cache'])
+        cycle = sam_state.get('cycle_decision')
+        self._cycle_decision = _NO_CYCLE if cycle is None else cycle[
+            'two_pass']
 
     def __repr__(self) -> str:
         return (f'{super().__repr__()}\nrho (default): {self.rho}, adaptive: '

@@ -12,7 +12,9 @@ optimizer that perturbs the *quantized* weight, ``perturb_quantized``) it
 offers a small protocol the optimizer drives:
 
 * ``record_quantized_weight_grad = True``: the next forwards keep
-  ``dL/dQ(w)`` in ``quantized_weight_grad`` once the backward has run;
+  ``dL/dQ(w)`` in ``quantized_weight_grad`` once the backward has run,
+  summed over backwards (accumulated micro-batches) until it is set back
+  to ``None``;
 * ``quantized_weight_offset = e``: forwards use ``Q(w) + e`` (and never
   initialise step sizes) until it is set back to ``None``.
 """
@@ -91,7 +93,8 @@ class _LSQMixin:
         self._host_flags = None
 
     def _keep_quantized_weight_grad(self, grad):
-        self.quantized_weight_grad = grad
+        kept = self.quantized_weight_grad
+        self.quantized_weight_grad = grad if kept is None else kept + grad
 
     def _quantized_inputs(self, x):
         offset = self.quantized_weight_offset
