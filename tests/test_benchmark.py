@@ -60,6 +60,27 @@ def test_benchmark_step_synthetic_batch_at_config_size():
     assert len(rows) == 5
 
 
+def test_benchmark_accumulation_reports_kept_bytes_and_step_times():
+    """The kept micro-batches are the preprocessed inputs and labels: for
+    Cityscapes crops (3x512x1024 fp32 inputs, int64 labels) 20 MiB per
+    micro-batch of 2, N times that for N micro-batches."""
+    out = subprocess.run([
+        sys.executable, osp.join(ROOT, 'tools', 'benchmark_accumulation.py'),
+        osp.join(ROOT, 'configs', 'segmentation',
+                 'fcn_r50-d8_cityscapes-512x1024_arsam.py'),
+        '--memory-only', '--counts', '1', '4'
+    ], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    assert 'one preprocessed micro-batch: 20.00 MiB' in out
+    assert 'N=4: 80.00 MiB kept' in out
+    out = subprocess.run([
+        sys.executable, osp.join(ROOT, 'tools', 'benchmark_accumulation.py'),
+        '--iters', '1', '--counts', '1', '2', '--device', 'cpu'
+    ], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    rows = [line.split() for line in out.splitlines()
+            if line.strip().startswith(('1 ', '2 '))]
+    assert [row[:2] for row in rows] == [['1', '2'], ['2', '4']]
+
+
 def test_synthetic_batch_matches_the_seg_config():
     from mmengine.config import Config
     from mmengine.registry import init_default_scope

@@ -79,6 +79,22 @@ def test_peer_ranks_stay_identical(tmp_path, shapes_root, wrapper):
         assert torch.equal(value, rank1['state'][key]), key
 
 
+@pytest.mark.parametrize('wrapper', [
+    dict(type='ARSAMOptimWrapper', window=2, warmup_iters=1),
+    dict(type='AESAMOptimWrapper', lambda2=3.0),  # decided after pass 1
+], ids=lambda w: w['type'])
+def test_accumulation_keeps_ranks_identical(tmp_path, shapes_root, wrapper):
+    # Two micro-batches per step: the first runs without all-reduce, the
+    # second pass's micro-batches likewise but the last.
+    wrapper_cfg = dict(wrapper, rho=0.05, accumulative_counts=2,
+                       optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
+    rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 10)
+    assert 2 <= rank0['sam_iters'] < 10
+    assert rank0['sam_iters'] == rank1['sam_iters']
+    for key, value in rank0['state'].items():
+        assert torch.equal(value, rank1['state'][key]), key
+
+
 def test_quantized_arsam_ranks_stay_identical(tmp_path, shapes_root):
     wrapper_cfg = dict(type='ARSAMOptimWrapper', rho=0.05, window=3,
                        warmup_iters=2,

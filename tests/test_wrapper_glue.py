@@ -72,7 +72,6 @@ def test_optimizer_state_keeps_its_own_key(seg_batches):
 
 
 @pytest.mark.parametrize('kwargs, key', [
-    (dict(accumulative_counts=2), 'accumulative_counts'),
     (dict(rho=0.0), 'rho'),
     (dict(warmup_iters=3, warmup_epochs=1), 'warmup_epochs'),
     (dict(beta=1.5), 'beta'),
