@@ -41,6 +41,17 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     for name in ('sam_rate.png', 'metric_vs_time.png', 'grad_psf_norms.png',
                  'metric_vs_passes.png'):
         assert (out / name).stat().st_size > 1000
+    # tools/pareto.py: one point per (method, run); passes per iteration.
+    table = subprocess.run([
+        sys.executable, osp.join(ROOT, 'tools', 'pareto.py'), str(out),
+        f'{out}:again', '--metric', 'mIoU', '--split', 'test', '--png',
+        str(tmp_path / 'pareto.png')
+    ], check=True, capture_output=True, text=True).stdout
+    lines = [line.split() for line in table.splitlines()[1:-1]]
+    assert ['sam', 'bench', '4.00'] == lines[1][:3]
+    assert ['again', 'bench', '2.00'] == [
+        row[:3] for row in lines if row[0] == 'again'][0]
+    assert (tmp_path / 'pareto.png').stat().st_size > 1000
 
 
 def test_benchmark_step_synthetic_batch_at_config_size():
