@@ -39,7 +39,7 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     assert rows['sam']['metric_mean'] == results['runs'][1]['test_metrics'][
         'mIoU']
     for name in ('sam_rate.png', 'metric_vs_time.png', 'grad_psf_norms.png',
-                 'metric_vs_passes.png'):
+                 'metric_vs_passes.png', 'arsam_schedule.png'):
         assert (out / name).stat().st_size > 1000
     # tools/pareto.py: one point per (method, run); passes per iteration.
     table = subprocess.run([

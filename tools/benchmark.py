@@ -15,6 +15,8 @@ writes ``results.json`` plus PNG plots to ``--out``:
 * ``sam_rate.png``: fraction of two-pass iterations over training;
 * ``grad_psf_norms.png``: ||g|| and ||PSF|| over training (ARSAM's log,
   as in the paper's Figure 2);
+* ``arsam_schedule.png``: ARSAM's target rate and ||PSF|| / ||g|| over
+  training;
 * ``metric_vs_time.png``: final metric against training wall time;
 * ``metric_vs_passes.png``: final metric against forward/backward passes
   (the cost axis every method is judged on).
@@ -287,6 +289,28 @@ def plot(args, by_method, rows, metric):
             ax.set_title('ARSAM: gradient and PSF norms')
             fig.tight_layout()
             fig.savefig(osp.join(args.out, 'grad_psf_norms.png'), dpi=100)
+
+    if 'arsam' in by_method:
+        # The schedule itself: the target rate (rate / window) and the
+        # statistic it follows, ||PSF|| / ||g|| (the paper's Figure 2).
+        recs = [r for r in by_method['arsam'][0]['records']
+                if 'arsam_rate' in r]
+        if recs:
+            fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5),
+                                              sharex=True)
+            top.plot([r['iter'] for r in recs],
+                     [r['arsam_rate'] for r in recs])
+            top.set_ylabel('ARSAM target rate')
+            # New values come from SAM iterations only (two forwards).
+            ratio = [r for prev, r in zip(recs, recs[1:])
+                     if r.get('psf_ratio')
+                     and r['forwards'] - prev['forwards'] == 2]
+            bottom.plot([r['iter'] for r in ratio],
+                        [r['psf_ratio'] for r in ratio], '.', ms=2)
+            bottom.set_ylabel('||PSF|| / ||g||')
+            bottom.set_xlabel('iteration')
+            fig.tight_layout()
+            fig.savefig(osp.join(args.out, 'arsam_schedule.png'), dpi=100)
 
     cost_axes = [
         ('forward + backward passes', 'metric_vs_passes.png',
