@@ -48,6 +48,12 @@ def _run(tmp_path, root, wrapper_cfg, iters, custom_hooks=()):
             for r in range(2)]
 
 
+def _assert_identical(rank0, rank1):
+    assert rank0['sam_iters'] == rank1['sam_iters']
+    for key, value in rank0['state'].items():
+        assert torch.equal(value, rank1['state'][key]), key
+
+
 def test_arsam_ranks_stay_identical(tmp_path, shapes_root):
     wrapper_cfg = dict(type='ARSAMOptimWrapper', rho=0.05, window=3,
                        warmup_iters=2, max_reuse=6,
@@ -57,10 +63,8 @@ def test_arsam_ranks_stay_identical(tmp_path, shapes_root):
         assert torch.equal(a, b)
     # Both SAM and reuse iterations happened, with the same decisions.
     assert 2 < rank0['sam_iters'] < 10
-    assert rank0['sam_iters'] == rank1['sam_iters']
     assert rank0['rate'] == rank1['rate']
-    for key, value in rank0['state'].items():
-        assert torch.equal(value, rank1['state'][key]), key
+    _assert_identical(rank0, rank1)
 
 
 @pytest.mark.parametrize('wrapper', [
@@ -74,9 +78,7 @@ def test_peer_ranks_stay_identical(tmp_path, shapes_root, wrapper):
                        optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
     rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 7)
     assert 1 <= rank0['sam_iters'] < 7
-    assert rank0['sam_iters'] == rank1['sam_iters']
-    for key, value in rank0['state'].items():
-        assert torch.equal(value, rank1['state'][key]), key
+    _assert_identical(rank0, rank1)
 
 
 @pytest.mark.parametrize('wrapper', [
@@ -90,9 +92,7 @@ def test_accumulation_keeps_ranks_identical(tmp_path, shapes_root, wrapper):
                        optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
     rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 10)
     assert 2 <= rank0['sam_iters'] < 10
-    assert rank0['sam_iters'] == rank1['sam_iters']
-    for key, value in rank0['state'].items():
-        assert torch.equal(value, rank1['state'][key]), key
+    _assert_identical(rank0, rank1)
 
 
 def test_quantized_arsam_ranks_stay_identical(tmp_path, shapes_root):
