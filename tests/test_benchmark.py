@@ -124,3 +124,13 @@ def test_gain_kept_per_seed():
     # seed 0: 15 / 20 = 0.75, seed 1: 9 / 10 = 0.9
     assert abs(rows['arsam']['gain_kept_mean'] - 0.825) < 1e-12
     assert abs(rows['arsam']['gain_kept_std'] - 0.10606601717798) < 1e-9
+    # --test: the same rule on the test split, val left alone.
+    for runs in by_method.values():
+        for run in runs:
+            run['test_metrics'] = dict(acc=run['metrics']['acc'] / 2)
+    rows = {m: {} for m in accs}
+    bench._gain_kept(by_method, rows, 'acc', 'test_metrics')
+    assert abs(rows['arsam']['gain_kept_mean'] - 0.825) < 1e-12
+    by_method['arsam'][0]['test_metrics']['acc'] = 30.0  # 5 / 10
+    bench._gain_kept(by_method, rows, 'acc', 'test_metrics')
+    assert abs(rows['arsam']['gain_kept_mean'] - 0.7) < 1e-12

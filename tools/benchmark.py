@@ -185,7 +185,7 @@ def _mean_std(values):
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _gain_kept(by_method, rows, metric, split_key):
+def _gain_kept(by_method, rows, metric, split_key='metrics'):
     """Per seed ``(acc - acc_SGD) / (acc_SAM - acc_SGD)``, mean +- std."""
     if 'sgd' not in by_method or 'sam' not in by_method:
         return

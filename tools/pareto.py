@@ -55,11 +55,11 @@ def points(dirs, metric, split):
 def main():
     args = parse_args()
     found = points(args.dirs, args.metric, args.split)
-    print(f"{'method':<10}{'run':<24}{'passes/iter':>12}  {args.split} "
+    print(f"{'method':<14}{'run':<24}{'passes/iter':>12}  {args.split} "
           f'{args.metric} (mean +- std, seeds)')
     for method, rows in found.items():
         for passes, mean, std, seeds, label in rows:
-            print(f'{method:<10}{label:<24}{passes:>12.2f}  {mean:.2f} +- '
+            print(f'{method:<14}{label:<24}{passes:>12.2f}  {mean:.2f} +- '
                   f'{std:.2f} ({seeds})')
     import matplotlib
     matplotlib.use('Agg')
