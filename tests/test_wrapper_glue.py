@@ -179,6 +179,7 @@ def test_warmup_epochs_count_dataloader_passes_in_an_iter_loop(
     runner = make_runner(
         tmp_path, build_segmentor(), shapes_root,
         dict(type='ARSAMOptimWrapper', warmup_epochs=1, window=4,
+             schedule='paper',  # a rate that stays at 1 in 12 iterations
              optimizer=dict(type='SGD', lr=0.01)), 12)
     runner.train()
     wrapper = runner.optim_wrapper
