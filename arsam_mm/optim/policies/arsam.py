@@ -165,7 +165,9 @@ class ARSAMPolicy(TwoPassPolicy):
         self.min_rate = max(1.0, window * min_p)
         self.schedule = schedule
         self.reference_iters = reference_iters
-        self.time_scale = 1.0  # reference_iters / max_iters, once known
+        # reference_iters / max_iters, set by every on_train_start (also
+        # after a resume), so not part of the state dict.
+        self.time_scale = 1.0
         self.blocks = blocks
         self.stat_layers = stat_layers
         self.seed = seed
@@ -348,7 +350,6 @@ class ARSAMPolicy(TwoPassPolicy):
             counts=dict(self.counts),
             last=dict(self._last),
             changes=dict(self._changes),
-            time_scale=self.time_scale,
             generator=self.generator.get_state())
 
     def load_state_dict(self, state: dict, device=None) -> None:
@@ -367,5 +368,4 @@ class ARSAMPolicy(TwoPassPolicy):
         self.counts = dict(state['counts'])
         self._last = {k: to_device(v) for k, v in state['last'].items()}
         self._changes = dict(state.get('changes', self._changes))
-        self.time_scale = state.get('time_scale', self.time_scale)
         self.generator.set_state(state['generator'])
