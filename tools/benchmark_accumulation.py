@@ -84,50 +84,44 @@ def main():
             print(f'N={n}: {n * kept / 2**20:.2f} MiB kept')
         return
 
-    def stepper(n):
-        """One optimizer step over N micro-batches, or one big batch."""
+    def sam_step(n, batches):
+        """One SAMOptimWrapper step over ``batches`` (N = len(batches))."""
         model = copy.deepcopy(base)
         wrapper = build_optim_wrapper(model, dict(
             type='SAMOptimWrapper', accumulative_counts=n,
             optimizer=cfg.optim_wrapper.optimizer))
         wrapper.initialize_count_status(model, 0, -1)
-        big = synthetic_batch(cfg, args.micro_batch * n)
-        if n == 1:
-            return lambda b=big: model.train_step(copy.copy(b), wrapper), (
-                lambda: None)
-        micros = [synthetic_batch(cfg, args.micro_batch)
-                  for _ in range(n)]
 
-        def accumulated():
-            for b in micros:
-                model.train_step(copy.copy(b), wrapper)
+        def step():
+            for batch in batches:
+                model.train_step(copy.copy(batch), wrapper)
+        return step
 
-        big_model = copy.deepcopy(base)
-        big_wrapper = build_optim_wrapper(big_model, dict(
-            type='SAMOptimWrapper', optimizer=cfg.optim_wrapper.optimizer))
-        return accumulated, (
-            lambda b=big: big_model.train_step(copy.copy(b), big_wrapper))
-
-    rows = {n: stepper(n) for n in args.counts}
-    times = {n: ([], []) for n in args.counts}
+    # Per N: N micro-batches of B, and one batch of N*B (the reference).
+    steps = {}
+    for n in args.counts:
+        steps[n, 'acc'] = sam_step(
+            n, [synthetic_batch(cfg, args.micro_batch) for _ in range(n)])
+        if n > 1:
+            steps[n, 'one'] = sam_step(
+                1, [synthetic_batch(cfg, args.micro_batch * n)])
+    times = {key: [] for key in steps}
     for round_ in range(args.iters + 1):  # round 0 warms up
-        for n, steps in rows.items():
-            for which, step in enumerate(steps):
-                if n == 1 and which == 1:
-                    continue
-                if device.type == 'cuda':
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                step()
-                if device.type == 'cuda':
-                    torch.cuda.synchronize()
-                if round_:
-                    times[n][which].append(time.perf_counter() - start)
+        for key, step in steps.items():
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            step()
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            if round_:
+                times[key].append(time.perf_counter() - start)
+    med = {key: statistics.median(t) for key, t in times.items()}
     print(f"{'N':>3}{'samples':>9}{'kept MiB':>10}{'s/step':>9}"
           f"{'/ one batch of N*B':>20}")
     for n in args.counts:
-        acc = statistics.median(times[n][0])
-        one = statistics.median(times[n][1]) if n > 1 else acc
+        acc = med[n, 'acc']
+        one = med.get((n, 'one'), acc)  # N = 1 is its own reference
         print(f'{n:>3}{n * args.micro_batch:>9}{n * kept / 2**20:>10.2f}'
               f'{acc:>9.4f}{acc / one:>20.3f}')
 
