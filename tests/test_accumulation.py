@@ -83,7 +83,8 @@ def test_micro_batches_equal_one_large_batch(tmp_path, cls_root, name):
         policy, ref = acc.optim_wrapper.policy, big.optim_wrapper.policy
         assert policy.iteration == ref.iteration == steps
         assert 1 < big.optim_wrapper.sam_iters < steps  # both kinds ran
-        _assert_close(dict(enumerate(policy.psf)), dict(enumerate(ref.psf)))
+        _assert_close(dict(enumerate(policy.stored_psf())),
+                      dict(enumerate(ref.stored_psf())))
 
 
 def test_last_short_cycle_follows_mmengines_rule(tmp_path, cls_root):

@@ -180,10 +180,37 @@ def test_reuse_rule_weights():
     # AMP: the stored PSF is unscaled, the mixed-in term carries the scale.
     policy.on_sam_step([torch.zeros(2), torch.zeros(1)],
                        [t * 1024.0 for t in psf], torch.tensor(1024.0), None)
-    assert policy.psf[0].tolist() == [1.0, -2.0]
+    assert policy.stored_psf()[0].tolist() == [1.0, -2.0]
     grads = [torch.zeros(2), torch.zeros(1)]
     policy.on_one_pass_step(grads, torch.tensor(8.0), None)
     assert grads[0].tolist() == pytest.approx([0.7 * 8, -1.4 * 8])
+
+
+def test_psf_kept_under_a_moving_loss_scale():
+    """The PSF is stored as g - g_s in the gradients' units; a tensor
+    without a gradient at a later SAM step keeps its PSF across a change of
+    the AMP loss scale, and a checkpoint from before psf_scale loads."""
+    policy = ARSAMPolicy()
+    policy.bind(2)
+    psf = [torch.tensor([1.0, -2.0]), torch.tensor([0.5])]
+    policy.on_sam_step([torch.zeros(2), torch.zeros(1)],
+                       [t * 1024.0 for t in psf], torch.tensor(1024.0), None)
+    # Only tensor 0 has a gradient now, at half the scale.
+    policy.on_sam_step([torch.zeros(2)], [torch.tensor([3.0, 3.0]) * 512.0],
+                       torch.tensor(512.0), [0])
+    stored = policy.stored_psf()
+    assert stored[0].tolist() == [3.0, 3.0] and stored[1].tolist() == [0.5]
+    grads = [torch.zeros(2), torch.zeros(1)]
+    policy.on_one_pass_step(grads, torch.tensor(4.0), None)
+    assert grads[1].tolist() == pytest.approx([0.7 * 0.5 * 4.0])
+
+    state = policy.state_dict()
+    state.pop('psf_scale')
+    state['psf'] = [torch.tensor([3.0, 3.0]), torch.tensor([0.5])]
+    old = ARSAMPolicy()
+    old.bind(2)
+    old.load_state_dict(state)
+    assert [t.tolist() for t in old.stored_psf()] == [[3.0, 3.0], [0.5]]
 
 
 def test_wrapper_stores_psf_and_mixes_it(seg_batches):
@@ -201,7 +228,7 @@ def test_wrapper_stores_psf_and_mixes_it(seg_batches):
     data = twin.data_preprocessor(copy.deepcopy(seg_batches[0]), True)
     first, second = reference_sam_step(twin, data, twin_opt, rho=0.05)
     params = list(twin.parameters())
-    for p, psf in zip(params, wrapper.policy.psf):
+    for p, psf in zip(params, wrapper.policy.stored_psf()):
         torch.testing.assert_close(psf, second[p] - first[p], rtol=1e-4,
                                    atol=1e-6)
 
@@ -212,7 +239,7 @@ def test_wrapper_stores_psf_and_mixes_it(seg_batches):
     losses = twin(**data, mode='loss')
     twin.parse_losses(losses)[0].backward()
     for w0, p, t, psf in zip(before, model.parameters(), params,
-                             wrapper.policy.psf):
+                             wrapper.policy.stored_psf()):
         step = w0 - p.detach()
         torch.testing.assert_close(step, t.grad + 0.7 * psf, rtol=1e-3,
                                    atol=1e-5)

@@ -35,7 +35,8 @@ def sam_perturbation(
         eps: float = 1e-12,
         adaptive: bool = False,
         eta: float = 0.01,
-        scaled: Optional[List[bool]] = None) -> Tuple[List[Tensor], Tensor]:
+        scaled: Optional[List[bool]] = None,
+        norm: Optional[Tensor] = None) -> Tuple[List[Tensor], Tensor]:
     """The ascent step ``e`` of SAM (step 2) or ASAM.
 
     SAM:  ``e = rho * g / (||g|| + eps)``.
@@ -44,7 +45,9 @@ def sam_perturbation(
     others: the official ASAM code scales weights only, not biases.
 
     The direction is invariant to a common scale of ``grads``, so AMP-scaled
-    gradients give the same ``e`` as unscaled ones.
+    gradients give the same ``e`` as unscaled ones. ``norm``, if given, is
+    ``||g||`` already computed by the caller (SAM only; ASAM's norm is of
+    ``T g``).
 
     Returns:
         tuple: the perturbation (new tensors) and the norm it divided by.
@@ -62,7 +65,8 @@ def sam_perturbation(
         perturbation = scaled_grads
         torch._foreach_mul_(perturbation, rho / (norm + eps))
     else:
-        norm = global_norm(grads)
+        if norm is None:
+            norm = global_norm(grads)
         perturbation = torch._foreach_mul(grads, rho / (norm + eps))
     return perturbation, norm
 
@@ -70,35 +74,40 @@ def sam_perturbation(
 @torch.no_grad()
 def psf_from_grads_(first_grads: List[Tensor],
                     sam_grads: List[Tensor],
-                    grad_scale: Optional[Tensor] = None) -> List[Tensor]:
-    """PSF estimate ``g_s - g`` (ALGORITHM.md section 2), in unscaled units,
-    formed in place in ``first_grads`` (two fused passes, no allocation).
+                    grad_scale: Optional[Tensor] = None):
+    """The PSF ``g_s - g`` (ALGORITHM.md section 2) in the form it is
+    stored: ``first_grads`` are overwritten with ``g - g_s`` in the
+    gradients' own units (one fused pass, no allocation), and the returned
+    ``psf_scale`` says what that holds, ``PSF * psf_scale``: ``-1``, or
+    ``-grad_scale`` when both lists carry the AMP loss scale. Neither the
+    sign nor the scale costs a pass over the tensors.
 
-    Args:
-        first_grads: ``g``, gradients at ``w``; overwritten with the PSF.
-        sam_grads: ``g_s``, gradients at ``w + e`` on the same batch.
-        grad_scale: the AMP loss scale both lists carry, if any.
+    Returns:
+        tuple: ``first_grads`` and ``psf_scale`` (float or 0-dim tensor).
     """
     torch._foreach_sub_(first_grads, sam_grads)  # g - g_s
-    torch._foreach_div_(first_grads,
-                        -1.0 if grad_scale is None else -grad_scale)
-    return first_grads
+    return first_grads, (-1.0 if grad_scale is None else -grad_scale)
 
 
 @torch.no_grad()
 def mix_psf_(grads: List[Tensor],
              psf: List[Tensor],
              coef: float,
-             grad_scale: Optional[Tensor] = None) -> None:
-    """ARSAM reuse (section 3): ``g <- g + coef * psf`` in place.
+             grad_scale: Optional[Tensor] = None,
+             psf_scale=1.0) -> None:
+    """ARSAM reuse (section 3): ``g <- g + coef * PSF`` in place.
 
-    ``psf`` is stored unscaled; when ``grads`` carry an AMP loss scale the
-    PSF is brought to the same scale without reading the scale on the host.
+    ``psf`` holds ``PSF * psf_scale`` (:func:`psf_from_grads_`); when
+    ``grads`` carry an AMP loss scale the PSF is brought to the same scale
+    without reading either scale on the host.
     """
-    if grad_scale is None:
-        torch._foreach_add_(grads, psf, alpha=coef)
-    else:
-        torch._foreach_add_(grads, torch._foreach_mul(psf, grad_scale * coef))
+    if grad_scale is None and not isinstance(psf_scale, Tensor):
+        torch._foreach_add_(grads, psf, alpha=coef / psf_scale)
+        return
+    factor = coef / psf_scale
+    if grad_scale is not None:
+        factor = factor * grad_scale
+    torch._foreach_add_(grads, torch._foreach_mul(psf, factor))
 
 
 @torch.no_grad()

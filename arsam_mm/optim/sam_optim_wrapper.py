@@ -99,12 +99,15 @@ def _compile_patterns(exclude) -> List['re.Pattern']:
     return compiled
 
 
-def _loss_and_grad_norm(loss: Tensor, grads: List[Tensor]) -> Tensor:
+def _loss_and_grad_norm(loss: Tensor, grads: List[Tensor],
+                        norm: Optional[Tensor] = None) -> Tensor:
     """``[loss, ||g||]`` on the device: finite only if every element is.
     The 2-norm is 10x cheaper than max-abs on CPU; it overflows only for
-    gradients near 1e19, a divergence all the same."""
-    return torch.stack(
-        [loss.detach().float(), global_norm(grads).float()])
+    gradients near 1e19, a divergence all the same. ``norm``: ``||g||``
+    if the caller has it."""
+    if norm is None:
+        norm = global_norm(grads)
+    return torch.stack([loss.detach().float(), norm.float()])
 
 
 class SharpnessAwareMixin:
@@ -329,16 +332,17 @@ class SharpnessAwareMixin:
         """The loss scale gradients carry (the AMP twins override it)."""
         return None
 
-    def _first_pass_finite(self, grads: List[Tensor]) -> bool:
-        """AMP skips an overflowed first pass; in fp32 it is caught with the
-        second pass (:meth:`_passes_finite`), in one host sync."""
+    def _first_pass_finite(self, norm: Tensor) -> bool:
+        """AMP skips an overflowed first pass (``norm``: ``||g||``); in fp32
+        it is caught with the second pass (:meth:`_passes_finite`), in one
+        host sync."""
         return True
 
     def _first_pass_norms(self, loss: Tensor,
-                          grads: List[Tensor]) -> Optional[Tensor]:
+                          norm: Tensor) -> Optional[Tensor]:
         """``loss`` and ``||g||`` of the first pass, kept on the device
         until :meth:`_passes_finite` reads them with the second pass's."""
-        return _loss_and_grad_norm(loss, grads)
+        return _loss_and_grad_norm(loss, None, norm)
 
     def _passes_finite(self, first_norms: Optional[Tensor], sam_loss: Tensor,
                        sam_grads: List[Tensor]) -> bool:
@@ -478,7 +482,11 @@ class SharpnessAwareMixin:
                 "the model's data_preprocessor must run inside "
                 'optim_context(model), as BaseModel.train_step does.')
         params, grads, index = self._perturbed_grads()
-        if not self._first_pass_finite(grads):
+        # One per-tensor norm pass over g serves the finiteness check, the
+        # perturbation's ||g|| and the policy's statistics.
+        tensor_norms = torch.stack(torch._foreach_norm(grads))
+        norm = torch.linalg.vector_norm(tensor_norms)
+        if not self._first_pass_finite(norm):
             if self._local_first_pass:
                 _dist.all_reduce_mean_(grads)  # every rank skips the step
             return None
@@ -495,8 +503,8 @@ class SharpnessAwareMixin:
                 # PSF = g_s - g must be the same on every rank, or the
                 # one-pass iterations would move the ranks apart.
                 _dist.all_reduce_mean_(first_grads)
-        first_norms = self._first_pass_norms(loss, grads)
-        latent, perturbation = self._perturbation(params, grads, index)
+        first_norms = self._first_pass_norms(loss, norm)
+        latent, perturbation = self._perturbation(params, grads, index, norm)
         with torch.no_grad():
             weights = clone_tensors(latent)
             torch._foreach_add_(latent, perturbation)
@@ -514,8 +522,11 @@ class SharpnessAwareMixin:
             # Nothing non-finite enters the policy's state.
             self.policy.on_sam_step_skipped()
             return None
-        self.policy.on_sam_step(first_grads, sam_grads, self._grad_scale(),
-                                index)
+        # A local first pass was all-reduced into first_grads since: its
+        # norms are not theirs.
+        self.policy.on_sam_step(
+            first_grads, sam_grads, self._grad_scale(), index,
+            first_norms=None if self._local_first_pass else tensor_norms)
         return (sam_loss - loss).detach()
 
     def _group_rhos(self, index) -> Union[float, List[float]]:
@@ -534,17 +545,20 @@ class SharpnessAwareMixin:
         rhos = self._rho_per_tensor
         return rhos if index is None else [rhos[i] for i in index]
 
-    def _perturbation(self, params, grads, index):
+    def _perturbation(self, params, grads, index, norm=None):
         """``e`` for the latent weights it applies to, ``(params, e)``; the
         SAQ layers get theirs as ``quantized_weight_offset``.
 
         One global norm over every tensor with ``rho > 0``; each tensor's
-        share of ``e`` scales with its group's rho (rho = 0: untouched)."""
+        share of ``e`` scales with its group's rho (rho = 0: untouched).
+        ``norm`` is ``||g||`` over ``grads``, reused where it is the norm
+        SAM divides by."""
         scaled = self._asam_scaled if self.adaptive else None
         layers = self._quantized_layers
         if index is not None:
             scaled, layers = _pick(scaled, index), _pick(layers, index)
         if layers is not None:
+            norm = None
             # dL/dQ(w) where the layer ran (a frozen/unused one: dL/dw).
             grads = [
                 g if layer is None or layer.quantized_weight_grad is None
@@ -553,13 +567,14 @@ class SharpnessAwareMixin:
             ]
         rhos = self._group_rhos(index)
         if isinstance(rhos, list):
+            norm = None
             active = [i for i, rho in enumerate(rhos) if rho > 0]
             params, grads = _pick(params, active), _pick(grads, active)
             scaled, layers = _pick(scaled, active), _pick(layers, active)
             rhos = _pick(rhos, active)
         perturbation, _ = sam_perturbation(
             params, grads, 1.0 if isinstance(rhos, list) else rhos,
-            self.eps, self.adaptive, self.eta, scaled)
+            self.eps, self.adaptive, self.eta, scaled, norm)
         if isinstance(rhos, list):
             torch._foreach_mul_(perturbation, rhos)
         if layers is None:
@@ -709,12 +724,12 @@ class AmpSharpnessAwareMixin(SharpnessAwareMixin):
             return None
         return self.loss_scaler._scale
 
-    def _first_pass_finite(self, grads: List[Tensor]) -> bool:
+    def _first_pass_finite(self, norm: Tensor) -> bool:
         # An overflowed first pass has no direction to ascend along: skip
         # the second pass and let the scaler skip the step and back off.
-        return _dist.all_ranks_true(torch.isfinite(global_norm(grads)))
+        return _dist.all_ranks_true(torch.isfinite(norm))
 
-    def _first_pass_norms(self, loss, grads):
+    def _first_pass_norms(self, loss, norm):
         return None  # checked by _first_pass_finite already
 
     def _passes_finite(self, first_norms, sam_loss, sam_grads) -> bool:

@@ -47,7 +47,7 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from .._checks import check_number, config_error
-from ..sam_math import global_norm, mix_psf_, psf_from_grads_
+from ..sam_math import mix_psf_, psf_from_grads_
 from .base import TwoPassPolicy
 
 __all__ = ['ARSAMPolicy']
@@ -179,7 +179,9 @@ class ARSAMPolicy(TwoPassPolicy):
         self.quota_left = 0
         self.reuse_count = max_reuse  # nothing to reuse before a SAM step
         self.coef = 0.0
+        # The stored PSF tensors hold PSF * psf_scale (psf_from_grads_).
         self.psf: Optional[List[Optional[Tensor]]] = None
+        self.psf_scale = 1.0
         self.history: Dict[str, Optional[Tensor]] = dict(r=None, s=None, v=None)
         self.counts = dict(r=0, s=0, v=0)
         self._last: Dict[str, Tensor] = {}
@@ -262,11 +264,18 @@ class ARSAMPolicy(TwoPassPolicy):
         buf[self.counts[key] % self.window] = value
         self.counts[key] += 1
 
-    def _record_statistics(self, psf: List[Tensor], first_tail: Tensor,
-                           first_norm: Tensor) -> None:
-        psf_tail = global_norm(psf[-self.stat_layers:])
+    def _record_statistics(self, psf: List[Tensor], psf_scale,
+                           first_norms: Tensor) -> None:
+        # psf and first_norms are in the gradients' own units (AMP: scaled
+        # alike), so ratios need no unscaling; one per-tensor norm pass
+        # over the PSF gives both its tail and its whole norm.
+        tail = -self.stat_layers
+        psf_norms = torch.stack(torch._foreach_norm(psf))
+        psf_tail = torch.linalg.vector_norm(psf_norms[tail:])
+        first_tail = torch.linalg.vector_norm(first_norms[tail:])
         self._push('r', psf_tail / first_tail.clamp_min(_TINY))
-        self._push('s', psf_tail)
+        unscale = abs(psf_scale)
+        self._push('s', psf_tail / unscale)
         count = min(self.counts['s'], self.window)
         per_block = count // self.blocks
         # 'relative': block variances of a full history only; from a
@@ -276,30 +285,44 @@ class ARSAMPolicy(TwoPassPolicy):
             values = torch.sort(self.history['s'][:count]).values
             chunks = values[:per_block * self.blocks].view(self.blocks, -1)
             self._push('v', chunks.var(dim=1, unbiased=False).mean())
-        psf_norm = global_norm(psf)
-        self._last = dict(psf_norm=psf_norm,
+        psf_norm = torch.linalg.vector_norm(psf_norms)
+        first_norm = torch.linalg.vector_norm(first_norms)
+        self._last = dict(psf_norm=psf_norm / unscale,
                           psf_ratio=psf_norm / first_norm.clamp_min(_TINY))
 
     # ------------------------------------------------ sam / reuse steps
-    def on_sam_step(self, first_grads, sam_grads, grad_scale, index):
-        # Norms of g in unscaled units: the scalar norms are unscaled, not
-        # the gradients (under AMP that copy of g cost a pass per SAM step).
-        unscale = 1.0 if grad_scale is None else grad_scale
-        first_tail = global_norm(first_grads[-self.stat_layers:]) / unscale
-        first_norm = global_norm(first_grads) / unscale
+    def on_sam_step(self, first_grads, sam_grads, grad_scale, index,
+                    first_norms=None):
+        if first_norms is None:
+            first_norms = torch.stack(torch._foreach_norm(first_grads))
         # first_grads are the stored PSF tensors (first_grads_buffer) or a
         # fresh copy: either way ours, so the PSF is formed in place.
-        psf = psf_from_grads_(first_grads, sam_grads, grad_scale)
+        psf, psf_scale = psf_from_grads_(first_grads, sam_grads, grad_scale)
         if index is None:
             self.psf = psf
         else:
             if self.psf is None:
                 self.psf = [None] * self.num_params
+            kept = set(index)
+            older = [t for i, t in enumerate(self.psf)
+                     if i not in kept and t is not None]
+            if older:
+                # Tensors without a gradient now keep their PSF, brought
+                # to this step's scale (AMP's loss scale moves).
+                torch._foreach_mul_(older, psf_scale / self.psf_scale)
             for pos, tensor in zip(index, psf):
                 self.psf[pos] = tensor
+        self.psf_scale = psf_scale
         self.reuse_count = 0
         self.coef = 1.0
-        self._record_statistics(psf, first_tail, first_norm)
+        self._record_statistics(psf, psf_scale, first_norms)
+
+    def stored_psf(self) -> Optional[List[Optional[Tensor]]]:
+        """The stored PSF ``g_s - g`` in unscaled units (new tensors), for
+        inspection; the policy keeps it as ``PSF * psf_scale``."""
+        if self.psf is None:
+            return None
+        return [None if t is None else t / self.psf_scale for t in self.psf]
 
     def first_grads_buffer(self, index):
         if self.psf is None:
@@ -326,7 +349,7 @@ class ARSAMPolicy(TwoPassPolicy):
         if any(t is None for t in psf):
             keep = [i for i, t in enumerate(psf) if t is not None]
             grads, psf = _select(grads, keep), _select(psf, keep)
-        mix_psf_(grads, psf, self.coef, grad_scale)
+        mix_psf_(grads, psf, self.coef, grad_scale, self.psf_scale)
 
     def log_scalars(self) -> Dict[str, object]:
         scalars = dict(self._last)
@@ -346,6 +369,7 @@ class ARSAMPolicy(TwoPassPolicy):
             reuse_count=self.reuse_count,
             coef=self.coef,
             psf=self.psf,
+            psf_scale=self.psf_scale,
             history=dict(self.history),
             counts=dict(self.counts),
             last=dict(self._last),
@@ -364,6 +388,10 @@ class ARSAMPolicy(TwoPassPolicy):
             setattr(self, key, state[key])
         psf = state['psf']
         self.psf = None if psf is None else [to_device(t) for t in psf]
+        # Checkpoints written before psf_scale stored the PSF itself.
+        psf_scale = state.get('psf_scale', 1.0)
+        self.psf_scale = to_device(psf_scale) if isinstance(
+            psf_scale, Tensor) else psf_scale
         self.history = {k: to_device(v) for k, v in state['history'].items()}
         self.counts = dict(state['counts'])
         self._last = {k: to_device(v) for k, v in state['last'].items()}

@@ -49,8 +49,12 @@ class TwoPassPolicy:
 
     def on_sam_step(self, first_grads: Optional[List[Tensor]],
                     sam_grads: List[Tensor], grad_scale: Optional[Tensor],
-                    index: Optional[List[int]]) -> None:
-        """Record what later one-pass iterations reuse."""
+                    index: Optional[List[int]],
+                    first_norms: Optional[Tensor] = None) -> None:
+        """Record what later one-pass iterations reuse. ``first_norms``,
+        when the glue has them, are the per-tensor norms of ``first_grads``
+        (a 1-D tensor, same units), so the policy need not read ``g`` again.
+        """
 
     def first_grads_buffer(
             self, index: Optional[List[int]]) -> Optional[List[Tensor]]:

@@ -62,14 +62,17 @@ class LookSAMPolicy(TwoPassPolicy):
         self.iteration += 1
         return take
 
-    def on_sam_step(self, first_grads, sam_grads, grad_scale, index):
+    def on_sam_step(self, first_grads, sam_grads, grad_scale, index,
+                    first_norms=None):
         if index is not None:
             raise RuntimeError('LookSAM needs a gradient for every perturbed '
                                'parameter; exclude the unused ones.')
+        first_norm = (global_norm(first_grads) if first_norms is None else
+                      torch.linalg.vector_norm(first_norms))
         # g_v = g_s - (<g_s, g> / ||g||^2) g, kept as a unit vector so that
         # the loss scale of AMP cancels out.
         coef = _dot(sam_grads, first_grads) / (
-            global_norm(first_grads)**2).clamp_min(_TINY)
+            first_norm**2).clamp_min(_TINY)
         g_v = torch._foreach_sub(sam_grads, torch._foreach_mul(first_grads,
                                                                coef))
         torch._foreach_div_(g_v, global_norm(g_v).clamp_min(_TINY))
