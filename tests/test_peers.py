@@ -123,6 +123,27 @@ def test_periodic_sam_counts():
     assert grads[0].tolist() == [1.0, 2.0]
 
 
+def test_periodic_sam_fractional_period():
+    """k = 1.6: SAM iterations evenly spread at rate 1/1.6, gaps of 1 and 2,
+    floor((n - 1) / k) + 1 of the first n: with k = n / m, exactly m (an
+    equal-budget control at any rate)."""
+    policy = PeriodicSAMPolicy(k=1.6)
+    taken = [policy.take_two_passes(0) for _ in range(16)]
+    assert sum(taken) == 10
+    assert taken[:8] == [True, False, True, False, True, True, False, True]
+    for n in range(1, 40):
+        policy = PeriodicSAMPolicy(k=2.5)
+        assert sum(policy.take_two_passes(0) for _ in range(n)) == (
+            math.floor((n - 1) / 2.5) + 1)
+    for m in range(1, 24):
+        policy = PeriodicSAMPolicy(k=max(1.0, 1 / (m / 23)))
+        assert sum(policy.take_two_passes(0) for _ in range(23)) == m
+    # An integer-valued float is the integer period.
+    policy = PeriodicSAMPolicy(k=3.0)
+    assert [policy.take_two_passes(0) for _ in range(7)] == [
+        True, False, False, True, False, False, True]
+
+
 @pytest.mark.parametrize('type_name', ['PeriodicSAMOptimWrapper',
                                        'AmpPeriodicSAMOptimWrapper'])
 def test_periodic_sam_wrapper_trains(tmp_path, shapes_root, type_name):

@@ -22,7 +22,8 @@ writes ``results.json`` plus PNG plots to ``--out``:
   (the cost axis every method is judged on).
 
 ``rst_eq`` and ``periodic_eq`` are the equal-budget controls: RST with
-``p`` and periodic SAM with ``k = round(1 / p)``, where ``p`` is ARSAM's
+``p`` and periodic SAM with the fractional period ``k = 1 / p``, where
+``p`` is ARSAM's
 measured SAM rate for the same seed in the same run (``arsam`` must come
 before them in ``--methods``). With ``sgd`` and ``sam`` in the run, each
 method also gets the fraction of SAM's gain it keeps,
@@ -59,7 +60,8 @@ def equal_budget(method, rate):
     """The wrapper settings of an equal-budget control at ``rate``."""
     if method == 'rst_eq':
         return dict(p=rate)
-    return dict(k=max(1, round(1 / rate)) if rate > 0 else 10**9)
+    # A fractional period spreads SAM iterations evenly at exactly p.
+    return dict(k=max(1.0, 1 / rate) if rate > 0 else 10**9)
 
 
 def parse_args():
@@ -85,6 +87,10 @@ def parse_args():
                         help='after training, evaluate the test set once '
                         '(Runner.test) and report it instead of val. Tune '
                         'without it; add it only for the final run')
+    parser.add_argument('--skip-done', action='store_true',
+                        help='keep the (method, seed) JSONs already in '
+                        '--out and run only the missing ones (an interrupted '
+                        'run, or methods added to a finished one)')
     parser.add_argument('--summarize-only', action='store_true',
                         help='rebuild table and plots from the JSONs in --out')
     parser.add_argument('--run-one', nargs=2, metavar=('METHOD', 'SEED'),
@@ -345,7 +351,7 @@ def main():
     for seed in args.seeds:  # seeds outer: methods interleave in time
         for method in args.methods:
             path = osp.join(args.out, f'{method}_seed{seed}.json')
-            if args.summarize_only:
+            if args.summarize_only or (args.skip_done and osp.exists(path)):
                 with open(path) as f:
                     results.append(json.load(f))
                 continue

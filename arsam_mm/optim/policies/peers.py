@@ -203,19 +203,26 @@ class PeriodicSAMPolicy(TwoPassPolicy):
     """SAM on every ``k``-th iteration (the first included), plain
     one-pass steps between them; no reuse.
 
+    A fractional ``k`` spreads the SAM iterations evenly at rate ``1/k``:
+    iteration ``i`` (from 0) is one when ``floor(i / k)`` steps up, so
+    ``k=1.6`` alternates gaps of 1 and 2. Of the first ``n`` iterations it
+    takes ``floor((n - 1) / k) + 1``, so ``k = n / m`` takes exactly ``m``.
+    An integer ``k`` gives exactly every k-th iteration.
+
     Args:
-        k (int): a SAM iteration every k iterations (1: plain SAM).
+        k (int | float): a SAM iteration every k iterations (1: plain SAM).
     """
 
-    def __init__(self, k: int = 2):
-        check_number('k', k, integer=True, low=1)
+    def __init__(self, k: float = 2):
+        check_number('k', k, low=1)
         self.k = k
         self.iteration = 0
 
     def take_two_passes(self, epoch):
-        take = self.iteration % self.k == 0
-        self.iteration += 1
-        return take
+        i, self.iteration = self.iteration, self.iteration + 1
+        if isinstance(self.k, int):
+            return i % self.k == 0
+        return i == 0 or math.floor(i / self.k) > math.floor((i - 1) / self.k)
 
     def state_dict(self):
         return dict(iteration=self.iteration)
