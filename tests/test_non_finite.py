@@ -16,17 +16,22 @@ from arsam_mm.optim import ARSAMPolicy
 
 
 class _Fault:
-    """Makes forward call number ``n`` (1-based) of the classifier return inf."""
+    """Makes forward call number ``n`` (1-based) of the classifier return
+    inf (``grad=False``), or its gradient on the way back (``grad=True``:
+    the loss stays finite, the gradients below it do not)."""
 
-    def __init__(self, model):
-        self.calls, self.at = 0, set()
+    def __init__(self, model, grad=False):
+        self.calls, self.at, self.grad = 0, set(), grad
         model.decode_head.conv_seg.register_forward_hook(self._hook)
 
     def _hook(self, module, inputs, output):
         self.calls += 1
-        if self.calls in self.at:
-            return output * float('inf')
-        return output
+        if self.calls not in self.at:
+            return output
+        if self.grad:
+            output.register_hook(lambda grad: grad * float('inf'))
+            return output
+        return output * float('inf')
 
 
 def _wrapper(model, type_name, **kwargs):
@@ -43,9 +48,11 @@ def _all_finite(tensors):
     return all(torch.isfinite(t).all() for t in tensors if t is not None)
 
 
-def test_amp_overflow_in_the_perturbed_pass_costs_one_step(seg_batches):
+@pytest.mark.parametrize('grad', [False, True], ids=['loss', 'grad'])
+def test_amp_overflow_in_the_perturbed_pass_costs_one_step(seg_batches,
+                                                           grad):
     model = build_segmentor()
-    fault = _Fault(model)
+    fault = _Fault(model, grad)
     wrapper = _wrapper(model, 'AmpARSAMOptimWrapper', window=10,
                        warmup_iters=2, loss_scale=dict(init_scale=1024.0))
     policy = wrapper.policy
@@ -78,12 +85,15 @@ def test_amp_overflow_in_the_perturbed_pass_costs_one_step(seg_batches):
     assert fault.calls == 4 + 3  # one pass each
 
 
-@pytest.mark.parametrize('call, which', [(3, 'first pass'),
-                                         (4, 'second pass')])
+@pytest.mark.parametrize('call, which, grad', [
+    (3, 'loss in the first pass', False),
+    (4, 'loss in the second pass', False),
+    (3, 'gradient in the first pass', True),
+    (4, 'gradient in the second pass', True)])
 def test_fp32_non_finite_pass_fails_at_that_iteration(seg_batches, call,
-                                                      which):
+                                                      which, grad):
     model = build_segmentor()
-    fault = _Fault(model)
+    fault = _Fault(model, grad)
     wrapper = _wrapper(model, 'ARSAMOptimWrapper', window=10,
                        warmup_iters=5)
     _step(model, wrapper, seg_batches[0])

@@ -4,9 +4,10 @@ Timings do not belong in tests; memory traffic can be counted. A dispatch
 mode sums, over every aten call of one training iteration, the elements of
 its tensor arguments. SAM and ARSAM run the same forwards and backwards, so
 the difference is ARSAM's own traffic over the gradients, in units of the
-trainable parameter count P: copying ``g`` into the PSF buffer (2P), forming
-``g - g_s`` there (2P) and one norm pass over it (P). Under AMP, too, no
-pass may unscale the PSF or recompute norms the glue already has.
+trainable parameter count P: copying ``g`` into the PSF buffer (2P) and
+forming ``g - g_s`` there (2P). Its norm pass over the PSF stands in for
+the glue's finiteness pass over ``g_s``. Under AMP, too, no pass may
+unscale the PSF or recompute norms the glue already has.
 """
 import copy
 
@@ -45,7 +46,7 @@ def _elements_per_iteration(wrapper_type, batch, **kwargs):
 
 
 @pytest.mark.parametrize('amp', [False, True], ids=['fp32', 'amp'])
-def test_arsam_sam_iteration_reads_at_most_5P_more_than_sam(
+def test_arsam_sam_iteration_reads_at_most_4P_more_than_sam(
         seg_batches, amp):
     prefix = 'Amp' if amp else ''
     sam, params, _ = _elements_per_iteration(f'{prefix}SAMOptimWrapper',
@@ -54,4 +55,4 @@ def test_arsam_sam_iteration_reads_at_most_5P_more_than_sam(
         f'{prefix}ARSAMOptimWrapper', seg_batches[0], warmup_iters=10**9)
     assert wrapper.sam_iters == wrapper.total_iters == 2
     extra = (arsam - sam) / params
-    assert 4.5 < extra <= 5.5, extra
+    assert 3.5 < extra <= 4.5, extra

@@ -345,13 +345,14 @@ class SharpnessAwareMixin:
         return _loss_and_grad_norm(loss, None, norm)
 
     def _passes_finite(self, first_norms: Optional[Tensor], sam_loss: Tensor,
-                       sam_grads: List[Tensor]) -> bool:
+                       sam_grads: List[Tensor],
+                       sam_norm: Optional[Tensor] = None) -> bool:
         """fp32: a non-finite loss or gradient in either pass of a SAM
         iteration stops the run here, naming the iteration and the pass,
         instead of poisoning the PSF and the schedule (one host sync per
         SAM iteration, every rank alike)."""
         norms = torch.cat([first_norms,
-                           _loss_and_grad_norm(sam_loss, sam_grads)])
+                           _loss_and_grad_norm(sam_loss, sam_grads, sam_norm)])
         finite = _dist.all_ranks_true_each(torch.isfinite(norms))
         if all(finite):
             return True
@@ -518,15 +519,17 @@ class SharpnessAwareMixin:
             with torch.no_grad():
                 torch._foreach_copy_(latent, weights)
         sam_grads = [p.grad for p in params]
-        if not self._passes_finite(first_norms, sam_loss, sam_grads):
+        # A local first pass was all-reduced into first_grads since: its
+        # norms are not theirs.
+        step_args = (first_grads, sam_grads, self._grad_scale(), index,
+                     None if self._local_first_pass else tensor_norms)
+        sam_norm = self.policy.form_sam_step(*step_args)
+        if not self._passes_finite(first_norms, sam_loss, sam_grads,
+                                   sam_norm):
             # Nothing non-finite enters the policy's state.
             self.policy.on_sam_step_skipped()
             return None
-        # A local first pass was all-reduced into first_grads since: its
-        # norms are not theirs.
-        self.policy.on_sam_step(
-            first_grads, sam_grads, self._grad_scale(), index,
-            first_norms=None if self._local_first_pass else tensor_norms)
+        self.policy.on_sam_step(*step_args)
         return (sam_loss - loss).detach()
 
     def _group_rhos(self, index) -> Union[float, List[float]]:
@@ -732,12 +735,13 @@ class AmpSharpnessAwareMixin(SharpnessAwareMixin):
     def _first_pass_norms(self, loss, norm):
         return None  # checked by _first_pass_finite already
 
-    def _passes_finite(self, first_norms, sam_loss, sam_grads) -> bool:
+    def _passes_finite(self, first_norms, sam_loss, sam_grads,
+                       sam_norm=None) -> bool:
         # A perturbed pass that overflows after a finite first one: the
         # scaler skips this step and backs off once; nothing of it reaches
         # the policy (histories and rate keep their values, the policy
         # drops its PSF), so the next iterations are ordinary steps.
-        norms = _loss_and_grad_norm(sam_loss, sam_grads)
+        norms = _loss_and_grad_norm(sam_loss, sam_grads, sam_norm)
         return _dist.all_ranks_true(torch.isfinite(norms).all())
 
 

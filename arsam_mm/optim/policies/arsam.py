@@ -182,6 +182,7 @@ class ARSAMPolicy(TwoPassPolicy):
         # The stored PSF tensors hold PSF * psf_scale (psf_from_grads_).
         self.psf: Optional[List[Optional[Tensor]]] = None
         self.psf_scale = 1.0
+        self._formed = None  # form_sam_step's result until on_sam_step
         self.history: Dict[str, Optional[Tensor]] = dict(r=None, s=None, v=None)
         self.counts = dict(r=0, s=0, v=0)
         self._last: Dict[str, Tensor] = {}
@@ -264,13 +265,11 @@ class ARSAMPolicy(TwoPassPolicy):
         buf[self.counts[key] % self.window] = value
         self.counts[key] += 1
 
-    def _record_statistics(self, psf: List[Tensor], psf_scale,
+    def _record_statistics(self, psf_norms: Tensor, psf_scale,
                            first_norms: Tensor) -> None:
-        # psf and first_norms are in the gradients' own units (AMP: scaled
-        # alike), so ratios need no unscaling; one per-tensor norm pass
-        # over the PSF gives both its tail and its whole norm.
+        # Per-tensor norms of the stored PSF and of g, in the gradients' own
+        # units (AMP: scaled alike), so ratios need no unscaling.
         tail = -self.stat_layers
-        psf_norms = torch.stack(torch._foreach_norm(psf))
         psf_tail = torch.linalg.vector_norm(psf_norms[tail:])
         first_tail = torch.linalg.vector_norm(first_norms[tail:])
         self._push('r', psf_tail / first_tail.clamp_min(_TINY))
@@ -291,13 +290,27 @@ class ARSAMPolicy(TwoPassPolicy):
                           psf_ratio=psf_norm / first_norm.clamp_min(_TINY))
 
     # ------------------------------------------------ sam / reuse steps
-    def on_sam_step(self, first_grads, sam_grads, grad_scale, index,
-                    first_norms=None):
+    def form_sam_step(self, first_grads, sam_grads, grad_scale, index,
+                      first_norms=None):
         if first_norms is None:
             first_norms = torch.stack(torch._foreach_norm(first_grads))
         # first_grads are the stored PSF tensors (first_grads_buffer) or a
         # fresh copy: either way ours, so the PSF is formed in place.
         psf, psf_scale = psf_from_grads_(first_grads, sam_grads, grad_scale)
+        # One per-tensor norm pass over the PSF: the statistics' tail, the
+        # logged norm, and (||g - g_s|| finite with a finite g) the glue's
+        # finiteness check of g_s.
+        psf_norms = torch.stack(torch._foreach_norm(psf))
+        self._formed = (psf, psf_scale, psf_norms, first_norms)
+        return torch.linalg.vector_norm(psf_norms)
+
+    def on_sam_step(self, first_grads, sam_grads, grad_scale, index,
+                    first_norms=None):
+        if self._formed is None:
+            self.form_sam_step(first_grads, sam_grads, grad_scale, index,
+                               first_norms)
+        (psf, psf_scale, psf_norms, first_norms), self._formed = (
+            self._formed, None)
         if index is None:
             self.psf = psf
         else:
@@ -315,7 +328,7 @@ class ARSAMPolicy(TwoPassPolicy):
         self.psf_scale = psf_scale
         self.reuse_count = 0
         self.coef = 1.0
-        self._record_statistics(psf, psf_scale, first_norms)
+        self._record_statistics(psf_norms, psf_scale, first_norms)
 
     def stored_psf(self) -> Optional[List[Optional[Tensor]]]:
         """The stored PSF ``g_s - g`` in unscaled units (new tensors), for
@@ -331,6 +344,7 @@ class ARSAMPolicy(TwoPassPolicy):
         return stored if all(t is not None for t in stored) else None
 
     def on_sam_step_skipped(self):
+        self._formed = None
         # The stored PSF may hold g now (first_grads_buffer), finite or not:
         # clear it and mix nothing until the next SAM iteration stores one.
         if self.psf is not None:

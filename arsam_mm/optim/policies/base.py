@@ -56,6 +56,21 @@ class TwoPassPolicy:
         (a 1-D tensor, same units), so the policy need not read ``g`` again.
         """
 
+    def form_sam_step(self, first_grads: Optional[List[Tensor]],
+                      sam_grads: List[Tensor], grad_scale: Optional[Tensor],
+                      index: Optional[List[int]],
+                      first_norms: Optional[Tensor] = None
+                      ) -> Optional[Tensor]:
+        """The part of :meth:`on_sam_step` that may run before the glue has
+        checked the perturbed pass for inf/NaN: it may write only into the
+        tensors it lent (:meth:`first_grads_buffer`), never into its state.
+        Returns a norm it computed on the way that is finite only if
+        ``sam_grads`` are (given finite ``first_grads``), so the check need
+        not read ``g_s`` again; None (the default): the glue reads it.
+        :meth:`on_sam_step` (finite) or :meth:`on_sam_step_skipped`
+        follows, with the same arguments."""
+        return None
+
     def first_grads_buffer(
             self, index: Optional[List[int]]) -> Optional[List[Tensor]]:
         """Tensors the glue may copy ``g`` into for :meth:`on_sam_step`
