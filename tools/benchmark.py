@@ -23,10 +23,10 @@ writes ``results.json`` plus PNG plots to ``--out``:
 
 ``rst_eq`` and ``periodic_eq`` are the equal-budget controls: RST with
 ``p`` and periodic SAM with the fractional period ``k = 1 / p``, where
-``p`` is ARSAM's
-measured SAM rate for the same seed in the same run (``arsam`` must come
-before them in ``--methods``). With ``sgd`` and ``sam`` in the run, each
-method also gets the fraction of SAM's gain it keeps,
+``p`` is ARSAM's measured SAM rate for the same seed in the same run
+(``arsam`` must come before them in ``--methods``). With ``sgd`` and
+``sam`` in the run, each method also gets the fraction of SAM's gain it
+keeps,
 ``(acc - acc_SGD) / (acc_SAM - acc_SGD)`` per seed, mean +- std.
 MSAM keeps the config's ``rho`` unless given its own
 (``msam:optim_wrapper.rho=0.3``; its authors use larger values than SAM).

@@ -11,15 +11,20 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    'global_norm', 'sam_perturbation', 'clone_tensors', 'psf_from_grads_',
-    'mix_psf_', 'momentum_perturbation'
+    'tensor_norms', 'global_norm', 'sam_perturbation', 'clone_tensors',
+    'psf_from_grads_', 'mix_psf_', 'momentum_perturbation'
 ]
+
+
+def tensor_norms(tensors: List[Tensor]) -> Tensor:
+    """The L2 norm of each of ``tensors``, as a 1-D tensor (one pass);
+    ``vector_norm`` of it, or of a slice, is the norm of those together."""
+    return torch.stack(torch._foreach_norm(tensors))
 
 
 def global_norm(tensors: List[Tensor]) -> Tensor:
     """L2 norm of all ``tensors`` taken together, as a 0-dim tensor."""
-    norms = torch._foreach_norm(tensors)
-    return torch.linalg.vector_norm(torch.stack(norms))
+    return torch.linalg.vector_norm(tensor_norms(tensors))
 
 
 def clone_tensors(tensors: List[Tensor]) -> List[Tensor]:

@@ -38,7 +38,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from . import _dist
 from ._checks import check_number, config_error
 from .policies import AlwaysSAMPolicy, ARSAMPolicy, TwoPassPolicy
-from .sam_math import clone_tensors, global_norm, sam_perturbation
+from .sam_math import clone_tensors, global_norm, sam_perturbation, tensor_norms
 
 __all__ = [
     'SAMOptimWrapper', 'ARSAMOptimWrapper', 'AmpSAMOptimWrapper',
@@ -485,8 +485,8 @@ class SharpnessAwareMixin:
         params, grads, index = self._perturbed_grads()
         # One per-tensor norm pass over g serves the finiteness check, the
         # perturbation's ||g|| and the policy's statistics.
-        tensor_norms = torch.stack(torch._foreach_norm(grads))
-        norm = torch.linalg.vector_norm(tensor_norms)
+        norms = tensor_norms(grads)
+        norm = torch.linalg.vector_norm(norms)
         if not self._first_pass_finite(norm):
             if self._local_first_pass:
                 _dist.all_reduce_mean_(grads)  # every rank skips the step
@@ -522,7 +522,7 @@ class SharpnessAwareMixin:
         # A local first pass was all-reduced into first_grads since: its
         # norms are not theirs.
         step_args = (first_grads, sam_grads, self._grad_scale(), index,
-                     None if self._local_first_pass else tensor_norms)
+                     None if self._local_first_pass else norms)
         sam_norm = self.policy.form_sam_step(*step_args)
         if not self._passes_finite(first_norms, sam_loss, sam_grads,
                                    sam_norm):

@@ -47,7 +47,7 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from .._checks import check_number, config_error
-from ..sam_math import mix_psf_, psf_from_grads_
+from ..sam_math import mix_psf_, psf_from_grads_, tensor_norms
 from .base import TwoPassPolicy
 
 __all__ = ['ARSAMPolicy']
@@ -293,14 +293,14 @@ class ARSAMPolicy(TwoPassPolicy):
     def form_sam_step(self, first_grads, sam_grads, grad_scale, index,
                       first_norms=None):
         if first_norms is None:
-            first_norms = torch.stack(torch._foreach_norm(first_grads))
+            first_norms = tensor_norms(first_grads)
         # first_grads are the stored PSF tensors (first_grads_buffer) or a
         # fresh copy: either way ours, so the PSF is formed in place.
         psf, psf_scale = psf_from_grads_(first_grads, sam_grads, grad_scale)
         # One per-tensor norm pass over the PSF: the statistics' tail, the
         # logged norm, and (||g - g_s|| finite with a finite g) the glue's
         # finiteness check of g_s.
-        psf_norms = torch.stack(torch._foreach_norm(psf))
+        psf_norms = tensor_norms(psf)
         self._formed = (psf, psf_scale, psf_norms, first_norms)
         return torch.linalg.vector_norm(psf_norms)
 

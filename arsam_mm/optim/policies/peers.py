@@ -206,8 +206,8 @@ class PeriodicSAMPolicy(TwoPassPolicy):
     A fractional ``k`` spreads the SAM iterations evenly at rate ``1/k``:
     iteration ``i`` (from 0) is one when ``floor(i / k)`` steps up, so
     ``k=1.6`` alternates gaps of 1 and 2. Of the first ``n`` iterations it
-    takes ``floor((n - 1) / k) + 1``, so ``k = n / m`` takes exactly ``m``.
-    An integer ``k`` gives exactly every k-th iteration.
+    takes ``floor((n - 1) / k) + 1``, so ``k = n / m`` takes exactly ``m``;
+    an integer ``k`` is every k-th iteration.
 
     Args:
         k (int | float): a SAM iteration every k iterations (1: plain SAM).
@@ -219,10 +219,9 @@ class PeriodicSAMPolicy(TwoPassPolicy):
         self.iteration = 0
 
     def take_two_passes(self, epoch):
+        # floor((i - 1) / k) is -1 at i = 0: the first iteration is one.
         i, self.iteration = self.iteration, self.iteration + 1
-        if isinstance(self.k, int):
-            return i % self.k == 0
-        return i == 0 or math.floor(i / self.k) > math.floor((i - 1) / self.k)
+        return math.floor(i / self.k) > math.floor((i - 1) / self.k)
 
     def state_dict(self):
         return dict(iteration=self.iteration)
