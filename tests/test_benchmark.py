@@ -10,7 +10,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     out = tmp_path / 'bench'
-    subprocess.run([
+    cmd = [
         sys.executable, osp.join(ROOT, 'tools', 'benchmark.py'),
         osp.join(ROOT, 'configs', 'demo', 'fcn_r18_shapes_arsam.py'),
         '--iters', '6', '--seeds', '0', '--methods', 'sgd', 'sam', 'arsam',
@@ -18,7 +18,8 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
         '--out', str(out), '--cfg-options', 'train_dataloader.batch_size=2',
         'arsam:optim_wrapper.window=2', 'arsam:optim_wrapper.warmup_iters=2',
         'looksam:optim_wrapper.k=3', 'msam:optim_wrapper.rho=0.3'
-    ], check=True, cwd=str(tmp_path))
+    ]
+    subprocess.run(cmd, check=True, cwd=str(tmp_path))
     results = json.loads((out / 'results.json').read_text())
     rows = results['summary']
     assert rows['sgd']['forwards'] == 6 and rows['sgd']['backwards'] == 6
@@ -52,6 +53,15 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     assert ['again', 'bench', '2.00'] == [
         row[:3] for row in lines if row[0] == 'again'][0]
     assert (tmp_path / 'pareto.png').stat().st_size > 1000
+
+    # --skip-done: only the (method, seed) whose JSON is missing runs again.
+    kept = (out / 'sam_seed0.json').stat().st_mtime_ns
+    (out / 'sgd_seed0.json').unlink()
+    log = subprocess.run(cmd + ['--skip-done'], check=True, text=True,
+                         capture_output=True, cwd=str(tmp_path)).stdout
+    assert log.count('[benchmark]') == 1 and '[benchmark] sgd seed 0' in log
+    assert (out / 'sam_seed0.json').stat().st_mtime_ns == kept
+    assert (out / 'sgd_seed0.json').exists()
 
 
 def test_benchmark_step_synthetic_batch_at_config_size():
