@@ -12,8 +12,11 @@ from arsam_mm.optim import ARSAMPolicy
 
 
 def _drive(policy, psf_values, iters):
-    """Run the policy with g = [1] and PSF values taken in turn."""
+    """Run the policy with g = [1] and PSF values taken in turn (a budget
+    policy is told the run is ``iters`` long)."""
     policy.bind(1)
+    if policy.budget is not None:
+        policy.on_train_start(iters)
     decisions, used = [], []
     values = iter(psf_values)
     for _ in range(iters):
@@ -37,7 +40,8 @@ def _mean_rel_change(seq):
 
 
 def test_warmup_then_one_sam_iteration_in_first_window():
-    policy = ARSAMPolicy(window=10, warmup_iters=7, seed=3)
+    policy = ARSAMPolicy(window=10, warmup_iters=7, seed=3,
+                         schedule='relative')
     decisions, _ = _drive(policy, np.linspace(1, 2, 100), 17)
     assert decisions[:7] == [True] * 7
     assert sum(decisions[7:17]) == 1  # floor(initial rate 1)
@@ -131,7 +135,8 @@ def test_relative_schedule_runs_on_the_runs_own_time_scale():
     for max_iters in (1000, 2000):
         policy = ARSAMPolicy(window=window, warmup_iters=window, a1=a1,
                              a2=a2, blocks=2, stat_layers=1, max_p=1.0,
-                             reference_iters=5000, seed=1)
+                             reference_iters=5000, seed=1,
+                             schedule='relative')
         policy.on_train_start(max_iters)
         _drive(policy, values, 2 * window + 1)  # warm-up, 1 window, update
         rates.append(policy.rate)
@@ -145,7 +150,7 @@ def test_relative_schedule_runs_on_the_runs_own_time_scale():
 def test_min_p_is_a_floor_on_the_rate():
     window = 10
     policy = ARSAMPolicy(window=window, warmup_iters=window, min_p=0.3,
-                         stat_layers=1, blocks=1, seed=2)
+                         stat_layers=1, blocks=1, seed=2, schedule='relative')
     policy.on_train_start(200)
     # A falling PSF pulls the rate down; the floor holds it at 3 of 10.
     decisions, _ = _drive(policy, [2.0**-k for k in range(200)], 200)
@@ -159,6 +164,11 @@ def test_min_p_is_a_floor_on_the_rate():
     (dict(schedule='paper', min_p=0.1), 'min_p'),
     (dict(min_p=0.9, max_p=0.8), 'min_p'),
     (dict(reference_iters=0), 'reference_iters'),
+    (dict(budget=1.5), 'budget'),
+    (dict(budget=0), 'budget'),
+    (dict(schedule='paper', budget=0.2), 'budget'),
+    (dict(placement='early'), 'placement'),
+    (dict(reuse='orthogonal'), 'reuse'),
 ])
 def test_schedule_arguments_are_checked(kwargs, key):
     with pytest.raises((ValueError, TypeError), match=key):
@@ -219,9 +229,11 @@ def test_wrapper_stores_psf_and_mixes_it(seg_batches):
     model = build_segmentor()
     twin = copy.deepcopy(model)
     wrapper = build_optim_wrapper(model, dict(
-        type='ARSAMOptimWrapper', rho=0.05, warmup_iters=1, window=1000,
+        type='ARSAMOptimWrapper', rho=0.05, budget=0.5, window=1000,
         optimizer=dict(type='SGD', lr=1.0)))
-    wrapper.policy.rate = 0.0  # after the warm-up: only reuse iterations
+    # A 2-iteration run at budget 0.5: one SAM iteration (the warm-up, cut
+    # to the budget), then a reuse iteration.
+    wrapper.initialize_count_status(model, 0, 2)
     model.train_step(copy.deepcopy(seg_batches[0]), wrapper)
 
     twin_opt = torch.optim.SGD(twin.parameters(), lr=1.0)
@@ -243,3 +255,108 @@ def test_wrapper_stores_psf_and_mixes_it(seg_batches):
         step = w0 - p.detach()
         torch.testing.assert_close(step, t.grad + 0.7 * psf, rtol=1e-3,
                                    atol=1e-5)
+
+
+def _sam_iterations(max_iters, **kwargs):
+    """Two-pass iterations of a budgeted ARSAM over a synthetic run whose
+    PSF grows (so the adaptive placement leans on the statistics)."""
+    policy = ARSAMPolicy(**kwargs)
+    rng = np.random.default_rng(0)
+    values = 0.1 + 1e-4 * np.arange(max_iters) + 0.05 * rng.random(max_iters)
+    decisions, _ = _drive(policy, values, max_iters)
+    return np.asarray(decisions)
+
+
+@pytest.mark.parametrize('max_iters', [400, 2000, 20000])
+def test_default_budget_holds_at_every_run_length(max_iters):
+    """The default costs at most 0.6x SAM's passes whatever the run length:
+    the statistics place the two-pass iterations, never add to them."""
+    decisions = _sam_iterations(max_iters)
+    passes = (max_iters + decisions.sum()) / (2 * max_iters)
+    assert passes <= 0.6
+    assert decisions.sum() == int(0.2 * max_iters)  # the whole budget used
+    # After the warm-up (one window of 50), spread over the run, not spent
+    # at its start or saved for its end.
+    after_warmup = decisions[50:].sum()
+    assert decisions[max_iters // 2:].sum() >= 0.4 * after_warmup
+    assert decisions[50:max_iters // 2].sum() >= 0.4 * after_warmup
+
+
+@pytest.mark.parametrize('budget', [0.1, 0.35])
+def test_budget_is_a_share_of_the_run(budget):
+    decisions = _sam_iterations(3000, budget=budget, window=20, seed=4)
+    assert decisions.sum() == int(budget * 3000)
+
+
+def test_budget_placements_move_sam_iterations_not_their_count():
+    halves = {}
+    for placement in ('front', 'uniform', 'late'):
+        decisions = _sam_iterations(4000, placement=placement)
+        assert decisions.sum() == 800
+        halves[placement] = decisions[:2000].sum()
+    assert halves['front'] > halves['uniform'] > halves['late']
+
+
+def test_budget_cuts_a_warmup_longer_than_itself():
+    decisions = _sam_iterations(100, budget=0.1, warmup_iters=50)
+    assert decisions.tolist() == [True] * 10 + [False] * 90
+
+
+def test_budget_needs_the_run_length():
+    from arsam_mm.optim.policies.budget import RunLengthUnknownError
+    policy = ARSAMPolicy()
+    policy.bind(1)
+    with pytest.raises(RunLengthUnknownError, match='budget'):
+        policy.take_two_passes(epoch=0)
+
+
+def test_budget_state_resumes_the_same_decisions():
+    full = _sam_iterations(600, window=20, seed=7)
+    policy = ARSAMPolicy(window=20, seed=7)
+    rng = np.random.default_rng(0)
+    values = 0.1 + 1e-4 * np.arange(600) + 0.05 * rng.random(600)
+    first, _ = _drive(policy, values, 600)  # reference stream, same args
+    assert first == full.tolist()
+    # Stop after 250 iterations, resume a fresh policy from the state.
+    policy = ARSAMPolicy(window=20, seed=7)
+    policy.bind(1)
+    policy.on_train_start(600)
+    head = []
+    for i in range(250):
+        head.append(policy.take_two_passes(0))
+        if head[-1]:
+            policy.on_sam_step([torch.ones(1)],
+                               [torch.tensor([1.0 + values[sum(head) - 1]])],
+                               None, None)
+    state = copy.deepcopy(policy.state_dict())
+    resumed = ARSAMPolicy(window=20, seed=7)
+    resumed.bind(1)
+    resumed.load_state_dict(state)
+    resumed.on_train_start(600)
+    tail = []
+    for i in range(250, 600):
+        tail.append(resumed.take_two_passes(0))
+        if tail[-1]:
+            k = sum(head) + sum(tail) - 1
+            resumed.on_sam_step([torch.ones(1)],
+                                [torch.tensor([1.0 + values[k]])], None, None)
+    assert head + tail == full.tolist()
+
+
+def test_scaled_reuse_follows_the_current_gradient_norm():
+    """reuse='scaled': the PSF is mixed at the measured ||PSF||/||g_sam||
+    times the current ||g||, fp32 and with an AMP loss scale."""
+    policy = ARSAMPolicy(beta=0.5, max_reuse=3, reuse='scaled',
+                         stat_layers=1)
+    policy.bind(1)
+    # g = [3, 4] (norm 5), g_s = g + [1, 0]: PSF [1, 0].
+    policy.on_sam_step([torch.tensor([3.0, 4.0])], [torch.tensor([4.0, 4.0])],
+                       None, None)
+    grads = [torch.tensor([0.0, 10.0])]  # ||g|| = 10: twice g_sam's
+    policy.on_one_pass_step(grads, None, None)
+    assert grads[0].tolist() == pytest.approx([0.5 * 2.0, 10.0])
+    assert policy.stored_psf()[0].tolist() == pytest.approx([1.0, 0.0])
+    scale = torch.tensor(64.0)
+    grads = [torch.tensor([0.0, 2.5]) * scale]  # ||g|| = 2.5 unscaled
+    policy.on_one_pass_step(grads, scale, None)
+    assert (grads[0] / scale).tolist() == pytest.approx([0.25 * 0.5, 2.5])

@@ -18,8 +18,13 @@ Default warm-up when neither ``warmup_iters`` nor ``warmup_epochs`` is set:
 one window (``window`` iterations), so the ``r`` history is full when the
 adaptive schedule starts.
 
-Two schedules (``schedule``):
+Three schedules (``schedule``):
 
+* ``'budget'`` (default): a fixed share ``budget`` of the run's iterations
+  (warm-up included) takes two passes, so a run costs ``(1 + budget) / 2``
+  of SAM's passes at any length (``policies/budget.py``). The statistics
+  below decide where the two-pass iterations go, never how many. The
+  warm-up is cut to the budget if it would exceed it.
 * ``'paper'``: the authors' update, ``rate *= 1 + a1*dr + a2*dv`` once per
   window, with ``v`` records from the second ``s`` value on. Their gains
   were set on 200-epoch CIFAR runs (about 78,000 iterations, some 1,500
@@ -28,7 +33,7 @@ Two schedules (``schedule``):
   block variances of a half-empty ``s`` history (2 to 9 values per block)
   grow with the number of values alone, so ``dv`` is positive whatever
   the PSF does.
-* ``'relative'`` (default): the same statistics and gains, with two
+* ``'relative'``: the same statistics and gains, with two
   changes. A ``v`` record is made only from a full ``s`` history, so
   ``dv`` measures the PSF, not the fill. And the update is the paper's in
   log space on the run's own time scale,
@@ -36,7 +41,17 @@ Two schedules (``schedule``):
   rate can travel as far over a run of any length as the authors' does
   over ``reference_iters``, and no factor can go negative. ``min_p`` puts a
   floor under the rate. With ``max_iters == reference_iters`` and small
-  steps it is the paper's update.
+  steps it is the paper's update. Its cost depends on the run length.
+
+Two reuse rules (``reuse``) for the one-pass iterations after a SAM
+iteration, the ``k``-th of them mixing ``coef = beta**k`` (up to
+``max_reuse``):
+
+* ``'decay'``: the paper's ``g + coef * PSF``.
+* ``'scaled'``: ``g + coef * (||g|| / ||g_sam||) * PSF``: the PSF rescaled
+  so that its size relative to the current gradient is the ratio
+  ``||PSF|| / ||g_sam||`` measured at the last SAM iteration. Costs one
+  norm pass over ``g`` per reuse iteration.
 """
 import math
 import warnings
@@ -47,13 +62,16 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from .._checks import check_number, config_error
-from ..sam_math import mix_psf_, psf_from_grads_, tensor_norms
+from ..sam_math import global_norm, mix_psf_, psf_from_grads_, tensor_norms
 from .base import TwoPassPolicy
+from .budget import SAMBudget
 
 __all__ = ['ARSAMPolicy']
 
 _TINY = 1e-12
-SCHEDULES = ('relative', 'paper')
+SCHEDULES = ('budget', 'relative', 'paper')
+REUSE_RULES = ('decay', 'scaled')
+DEFAULT_BUDGET = 0.2  # (1 + 0.2) / 2 = 0.6 of SAM's passes
 
 
 def _select(items: List, index: Optional[List[int]]) -> List:
@@ -90,14 +108,22 @@ class ARSAMPolicy(TwoPassPolicy):
         a1 (float): gain on the relative change of ``||psf||/||g||``.
         a2 (float): gain on the relative change of the block variance of
             ``||psf||``.
-        max_p (float): the rate is clipped to ``[1, window * max_p]``.
+        max_p (float): the rate is clipped to ``[1, window * max_p]`` (under
+            ``'budget'``: at most ``window * max_p`` two-pass iterations in
+            a window).
         min_p (float): floor of the rate as a fraction of the window
             (``'relative'`` only; the rate never drops below 1 either).
-        schedule (str): ``'relative'`` or ``'paper'`` (see the module
-            docstring). ``schedule='paper', warmup_epochs=3`` is the
+        schedule (str): ``'budget'``, ``'relative'`` or ``'paper'`` (see
+            the module docstring). ``schedule='paper', warmup_epochs=3`` is the
             authors' preset.
         reference_iters (int): the run length the gains were set for
             (``'relative'`` only): 200 epochs of CIFAR at batch 128.
+        budget (float, optional): share of the run's iterations with two
+            passes (``'budget'`` only). Defaults to 0.2, 0.6x SAM's passes.
+        placement (str): how ``'budget'`` spreads the budget over the run:
+            ``'adaptive'`` (the statistics), ``'uniform'``, ``'front'`` or
+            ``'late'`` (see ``policies/budget.py``).
+        reuse (str): ``'decay'`` or ``'scaled'`` (module docstring).
         blocks (int): chunks of the sorted ``||psf||`` history.
         stat_layers (int): statistics use the last this-many tensors.
         seed (int): seed of the policy's own generator (same on all ranks).
@@ -115,8 +141,11 @@ class ARSAMPolicy(TwoPassPolicy):
                  a2: float = 0.13,
                  max_p: float = 0.8,
                  min_p: float = 0.0,
-                 schedule: str = 'relative',
+                 schedule: str = 'budget',
                  reference_iters: int = 78200,
+                 budget: Optional[float] = None,
+                 placement: str = 'adaptive',
+                 reuse: str = 'decay',
                  blocks: int = 5,
                  stat_layers: int = 10,
                  seed: int = 0):
@@ -144,6 +173,16 @@ class ARSAMPolicy(TwoPassPolicy):
             raise config_error(
                 'schedule', f'unknown ARSAM schedule {schedule!r}',
                 f'Use one of {SCHEDULES}.')
+        if schedule != 'budget' and budget is not None:
+            raise config_error(
+                'budget', f"schedule={schedule!r} has no budget (its cost "
+                'follows its statistics)', "Drop budget or use "
+                "schedule='budget'.")
+        check_number('budget', budget, optional=True, low=0, high=1,
+                     open_low=True)
+        if reuse not in REUSE_RULES:
+            raise config_error('reuse', f'unknown ARSAM reuse rule {reuse!r}',
+                               f'Use one of {REUSE_RULES}.')
         if schedule == 'paper' and min_p > 0:
             raise config_error(
                 'min_p', "the 'paper' schedule has no rate floor",
@@ -164,6 +203,12 @@ class ARSAMPolicy(TwoPassPolicy):
         self.max_rate = window * max_p
         self.min_rate = max(1.0, window * min_p)
         self.schedule = schedule
+        self.reuse = reuse
+        self.budget = None
+        if schedule == 'budget':
+            self.budget = SAMBudget(
+                DEFAULT_BUDGET if budget is None else budget, window, max_p,
+                placement, a1, a2)
         self.reference_iters = reference_iters
         # reference_iters / max_iters, set by every on_train_start (also
         # after a resume), so not part of the state dict.
@@ -182,6 +227,7 @@ class ARSAMPolicy(TwoPassPolicy):
         # The stored PSF tensors hold PSF * psf_scale (psf_from_grads_).
         self.psf: Optional[List[Optional[Tensor]]] = None
         self.psf_scale = 1.0
+        self.sam_grad_norm: Optional[Tensor] = None  # ||g|| at the last one
         self._formed = None  # form_sam_step's result until on_sam_step
         self.history: Dict[str, Optional[Tensor]] = dict(r=None, s=None, v=None)
         self.counts = dict(r=0, s=0, v=0)
@@ -202,6 +248,21 @@ class ARSAMPolicy(TwoPassPolicy):
                 f'ARSAM: warmup_epochs={self.warmup_epochs} is '
                 f'{self.warmup_iters} iterations ({epoch_length} per epoch).',
                 logger='current')
+        if self.budget is not None and max_iters:
+            self.budget.start(max_iters)
+            if self.warmup_iters is not None and (
+                    self.warmup_iters > self.budget.total):
+                print_log(
+                    f'ARSAM: the warm-up ({self.warmup_iters} iterations) is '
+                    f'cut to the budget, {self.budget.total} two-pass '
+                    f'iterations of {max_iters} (budget='
+                    f'{self.budget.budget}).', logger='current')
+                self.warmup_iters = self.budget.total
+            print_log(
+                f'ARSAM: {self.budget.total} of {max_iters} iterations take '
+                f'two passes ({(1 + self.budget.total / max_iters) / 2:.2f}x '
+                f"SAM's passes), placement={self.budget.placement!r}.",
+                logger='current')
 
     def _in_warmup(self, epoch: int) -> bool:
         if self.warmup_iters is None:  # no Runner told the epoch length
@@ -212,6 +273,8 @@ class ARSAMPolicy(TwoPassPolicy):
         # One draw per iteration, warm-up included, so the stream of
         # decisions depends only on the seed and the iteration count.
         draw = float(torch.rand((), generator=self.generator))
+        if self.budget is not None:
+            return self._take_within_budget(epoch, draw)
         in_warmup = self._in_warmup(epoch)
         self.iteration += 1
         if in_warmup:
@@ -230,7 +293,35 @@ class ARSAMPolicy(TwoPassPolicy):
             self.quota_left -= 1
         return take
 
-    def _update_rate(self) -> None:
+    def _take_within_budget(self, epoch: int, draw: float) -> bool:
+        budget = self.budget
+        budget.require_run_length()
+        iteration = self.iteration
+        in_warmup = self._in_warmup(epoch)
+        self.iteration += 1
+        if budget.left <= 0:
+            take = False
+        elif in_warmup or budget.must_take(iteration):
+            take = True
+        else:
+            if self.window_pos == 0:
+                d_r, d_v = (self._schedule_changes()
+                            if self.windows_started > 0 else (0.0, 0.0))
+                self.windows_started += 1
+                self.quota_left = budget.window_quota(iteration, d_r, d_v)
+                self.rate = float(self.quota_left)
+            left_in_window = self.window - self.window_pos
+            self.window_pos = (self.window_pos + 1) % self.window
+            take = self.quota_left > 0 and (
+                draw >= 1.0 - self.rate / self.window
+                or left_in_window <= self.quota_left)
+            self.quota_left -= int(take)
+        budget.taken += int(take)
+        return take
+
+    def _schedule_changes(self):
+        """``(dr, dv)``: the mean relative changes of the ``r`` and ``v``
+        histories, clipped to [-1, 1] (one host sync, once per window)."""
         changes = []
         for key in ('r', 'v'):
             buf = self.history[key]
@@ -242,6 +333,10 @@ class ARSAMPolicy(TwoPassPolicy):
         # The one host sync of the schedule: once per window.
         d_r, d_v = torch.stack(changes).tolist()
         self._changes = dict(arsam_dr=d_r, arsam_dv=d_v)
+        return d_r, d_v
+
+    def _update_rate(self) -> None:
+        d_r, d_v = self._schedule_changes()
         step = self.a1 * d_r + self.a2 * d_v
         if self.schedule == 'paper':
             rate = self.rate * (1.0 + step)
@@ -288,6 +383,7 @@ class ARSAMPolicy(TwoPassPolicy):
         first_norm = torch.linalg.vector_norm(first_norms)
         self._last = dict(psf_norm=psf_norm / unscale,
                           psf_ratio=psf_norm / first_norm.clamp_min(_TINY))
+        self.sam_grad_norm = first_norm / unscale
 
     # ------------------------------------------------ sam / reuse steps
     def form_sam_step(self, first_grads, sam_grads, grad_scale, index,
@@ -363,7 +459,25 @@ class ARSAMPolicy(TwoPassPolicy):
         if any(t is None for t in psf):
             keep = [i for i, t in enumerate(psf) if t is not None]
             grads, psf = _select(grads, keep), _select(psf, keep)
-        mix_psf_(grads, psf, self.coef, grad_scale, self.psf_scale)
+        if self.reuse == 'scaled':
+            # ||g|| now (the gradients' units) over ||g_sam|| (unscaled):
+            # the loss scale of g and of the mixed term cancel.
+            factor = self.coef * global_norm(grads).clamp_min(_TINY) / (
+                self.sam_grad_norm.clamp_min(_TINY) * self.psf_scale)
+        elif grad_scale is None and not isinstance(self.psf_scale, Tensor):
+            mix_psf_(grads, psf, self.coef, grad_scale, self.psf_scale)
+            return
+        else:
+            factor = self.coef * grad_scale / self.psf_scale
+        self._mix_rescaled(grads, psf, factor)
+
+    def _mix_rescaled(self, grads, psf, factor: Tensor) -> None:
+        """``g += factor * stored`` without a scaled copy: the stored
+        tensors are rescaled in place (all of them, so they keep one
+        ``psf_scale``) and added as they are."""
+        torch._foreach_mul_([t for t in self.psf if t is not None], factor)
+        self.psf_scale = self.psf_scale * factor
+        torch._foreach_add_(grads, psf)
 
     def log_scalars(self) -> Dict[str, object]:
         scalars = dict(self._last)
@@ -384,6 +498,8 @@ class ARSAMPolicy(TwoPassPolicy):
             coef=self.coef,
             psf=self.psf,
             psf_scale=self.psf_scale,
+            sam_grad_norm=self.sam_grad_norm,
+            budget=None if self.budget is None else self.budget.state_dict(),
             history=dict(self.history),
             counts=dict(self.counts),
             last=dict(self._last),
@@ -406,6 +522,9 @@ class ARSAMPolicy(TwoPassPolicy):
         psf_scale = state.get('psf_scale', 1.0)
         self.psf_scale = to_device(psf_scale) if isinstance(
             psf_scale, Tensor) else psf_scale
+        self.sam_grad_norm = to_device(state.get('sam_grad_norm'))
+        if self.budget is not None and state.get('budget') is not None:
+            self.budget.load_state_dict(state['budget'])
         self.history = {k: to_device(v) for k, v in state['history'].items()}
         self.counts = dict(state['counts'])
         self._last = {k: to_device(v) for k, v in state['last'].items()}

@@ -1,0 +1,137 @@
+"""A fixed budget of two-pass iterations, placed over a run.
+
+The cost of a fast-SAM method should be known before training: with a
+budget ``b`` (the share of the run's iterations that take two passes) a
+run costs ``(1 + b) / 2`` of SAM's forward/backward passes, whatever its
+length. :class:`SAMBudget` decides *how many* two-pass iterations each
+window of ``window`` iterations gets; the policy that owns it (ARSAM)
+decides *which* iterations of the window they are, and its statistics only
+tilt the allocation between windows (``placement='adaptive'``).
+
+How a window's quota is set: the budget left is spread evenly over the
+iterations left (``share``), multiplied by a placement weight, times the
+window length, with the fractional part carried to the next window. The
+share is recomputed at every window from what is left, so a weight above
+1 spends the budget early and leaves less for later, never more in total.
+Near the end of the run every iteration is taken while the iterations left
+are no more than the budget left, so the total equals the budget (exactly,
+unless ``max_p`` caps a window below what the budget needs).
+
+Placements (weights at run progress ``t`` in [0, 1)):
+
+* ``'adaptive'``: ``exp(L)``, with ``L`` moved once per window by the
+  authors' rule in log space, ``L += a1*dr + a2*dv`` (the relative changes
+  of ``||PSF||/||g||`` and of the block variance of ``||PSF||``), clipped
+  to ``[-log 4, log 4]``. A growing PSF asks for SAM iterations sooner.
+* ``'uniform'``: 1, an even spread.
+* ``'front'``: 2, which spends the budget with a density falling linearly
+  to zero at the end of the run (``budget left ~ (1 - t)^2``).
+* ``'late'``: ``2t / (1 + t)``, a density rising linearly from zero.
+"""
+import math
+from typing import Optional
+
+from .._checks import config_error
+
+__all__ = ['SAMBudget', 'RunLengthUnknownError', 'PLACEMENTS']
+
+PLACEMENTS = ('adaptive', 'uniform', 'front', 'late')
+_MAX_LOG_WEIGHT = math.log(4.0)
+
+
+class RunLengthUnknownError(RuntimeError):
+    """A budget over the run was asked for, but nothing told the length of
+    the run (no mmengine train loop published ``max_iters``)."""
+
+
+class SAMBudget:
+    """Counts and quotas of a budget of two-pass iterations.
+
+    Args:
+        budget (float): share of the run's iterations with two passes.
+        window (int): iterations per window.
+        max_p (float): at most ``window * max_p`` two-pass iterations in a
+            window.
+        placement (str): one of :data:`PLACEMENTS`.
+        a1, a2 (float): gains of the adaptive placement.
+    """
+
+    def __init__(self, budget: float, window: int, max_p: float,
+                 placement: str, a1: float, a2: float):
+        if placement not in PLACEMENTS:
+            raise config_error(
+                'placement', f'unknown budget placement {placement!r}',
+                f'Use one of {PLACEMENTS}.')
+        self.budget = budget
+        self.window = window
+        self.max_per_window = int(math.floor(window * max_p))
+        self.placement = placement
+        self.a1, self.a2 = a1, a2
+        self.max_iters: Optional[int] = None
+        self.total = 0  # set by start()
+        self.taken = 0
+        self.log_weight = 0.0
+        self.credit = 0.0
+
+    def start(self, max_iters: int) -> None:
+        """The run's length (every train start, resume included)."""
+        self.max_iters = max_iters
+        self.total = int(math.floor(self.budget * max_iters))
+
+    def require_run_length(self) -> None:
+        if self.max_iters is None:
+            raise RunLengthUnknownError(
+                'ARSAM: optim_wrapper.budget is a share of the run, but the '
+                'run length is unknown: no mmengine train loop published '
+                'max_iters. Train through an mmengine Runner or '
+                'FlexibleRunner, call policy.on_train_start(max_iters) '
+                "yourself, or set optim_wrapper.schedule='paper' (no "
+                'budget).')
+
+    @property
+    def left(self) -> int:
+        return self.total - self.taken
+
+    def must_take(self, iteration: int) -> bool:
+        """The iterations left are no more than the budget left."""
+        return self.left > 0 and self.left >= self.max_iters - iteration
+
+    def _weight(self, iteration: int, d_r: float, d_v: float) -> float:
+        if self.placement == 'adaptive':
+            step = self.a1 * d_r + self.a2 * d_v
+            if math.isfinite(step):
+                self.log_weight = min(max(self.log_weight + step,
+                                          -_MAX_LOG_WEIGHT), _MAX_LOG_WEIGHT)
+            return math.exp(self.log_weight)
+        if self.placement == 'uniform':
+            return 1.0
+        if self.placement == 'front':
+            return 2.0
+        progress = iteration / self.max_iters
+        return 2.0 * progress / (1.0 + progress)
+
+    def window_quota(self, iteration: int, d_r: float = 0.0,
+                     d_v: float = 0.0) -> int:
+        """Two-pass iterations for the window starting at ``iteration``
+        (0-based); ``d_r``, ``d_v``: the schedule statistics' changes."""
+        remaining = self.max_iters - iteration
+        if remaining <= 0 or self.left <= 0:
+            return 0
+        length = min(self.window, remaining)
+        wanted = (self.left / remaining * self._weight(iteration, d_r, d_v) *
+                  length + self.credit)
+        quota = int(math.floor(wanted))
+        self.credit = wanted - quota
+        capped = min(quota, self.max_per_window, length, self.left)
+        if capped < quota:
+            self.credit = 0.0  # what the cap refused is spread again
+        return capped
+
+    def state_dict(self) -> dict:
+        return dict(taken=self.taken, log_weight=self.log_weight,
+                    credit=self.credit)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.taken = state['taken']
+        self.log_weight = state['log_weight']
+        self.credit = state['credit']
