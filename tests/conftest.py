@@ -100,10 +100,8 @@ def seg_batches(shapes_root):
     return [copy.deepcopy(b) for b, _ in zip(loader, range(6))]
 
 
-def make_runner(tmp_path, model, data_root, optim_wrapper, max_iters,
-                **kwargs):
-    """A real mmengine Runner on the generated set (mmseg scope)."""
-    from mmengine.runner import Runner
+def _runner_cfg(tmp_path, model, data_root, optim_wrapper, max_iters,
+                experiment_name, **kwargs) -> dict:
     cfg = dict(
         model=model,
         work_dir=str(tmp_path),
@@ -116,6 +114,33 @@ def make_runner(tmp_path, model, data_root, optim_wrapper, max_iters,
             checkpoint=dict(type='CheckpointHook', interval=10**6)),
         randomness=dict(seed=0),
         log_level='WARNING',
-        experiment_name=f'exp{id(model)}')
+        experiment_name=experiment_name)
     cfg.update(kwargs)
-    return Runner(**cfg)
+    return cfg
+
+
+def make_runner(tmp_path, model, data_root, optim_wrapper, max_iters,
+                **kwargs):
+    """A real mmengine Runner on the generated set (mmseg scope)."""
+    from mmengine.runner import Runner
+    kwargs.setdefault('experiment_name', f'exp{id(model)}')
+    return Runner(**_runner_cfg(tmp_path, model, data_root, optim_wrapper,
+                                max_iters, **kwargs))
+
+
+def record_sam_step(policy, first_grads, sam_grads, grad_scale=None,
+                    index=None):
+    """One SAM step through the policy protocol, both passes finite."""
+    kept = policy.keep_first_grads(first_grads, index)
+    return policy.on_sam_step(kept, sam_grads, grad_scale, index, None,
+                              lambda norm: True)
+
+
+def make_flexible_runner(tmp_path, model, data_root, optim_wrapper,
+                         max_iters, strategy=None, **kwargs):
+    """mmengine's FlexibleRunner, set up as :func:`make_runner`."""
+    from mmengine.runner import FlexibleRunner
+    kwargs.setdefault('experiment_name', f'flex{id(model)}')
+    return FlexibleRunner(**_runner_cfg(
+        tmp_path, model, data_root, optim_wrapper, max_iters,
+        strategy=strategy or dict(type='SingleDeviceStrategy'), **kwargs))

@@ -152,4 +152,4 @@ def test_resume_mid_cycle_keeps_the_cycles_decision(tmp_path, cls_root,
     assert b.sam_iters == a.sam_iters - int(open_cycle['two_pass'])
     assert b.policy.iteration == a.policy.iteration == 6
     assert b.policy.rate == a.policy.rate
-    assert a._cycle_micro == b._cycle_micro == 0
+    assert a.cycle.micro == b.cycle.micro == 0

@@ -42,7 +42,7 @@ def test_psf_is_stored_in_unscaled_units(seg_batches):
         scalars = wrapper.policy.log_scalars()
         norms[type_name] = scalars['psf_norm'].item()
         ratios[type_name] = scalars['psf_ratio'].item()  # ||psf|| / ||g||
-        records[type_name] = wrapper.policy.history['r'][0].item()
+        records[type_name] = wrapper.policy.statistics.history['r'][0].item()
     for values in (norms, ratios, records):
         ratio = values['AmpARSAMOptimWrapper'] / values['ARSAMOptimWrapper']
         assert 0.5 < ratio < 2.0, values  # bf16 noise, not 4096

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import build_segmentor
+from conftest import build_segmentor, record_sam_step
 from reference_sam import reference_sam_step
 
 from arsam_mm.optim import ARSAMPolicy
@@ -25,7 +25,7 @@ def _drive(policy, psf_values, iters):
         if two:
             value = next(values)
             used.append(value)
-            policy.on_sam_step([torch.ones(1)], [torch.tensor([1.0 + value])],
+            record_sam_step(policy, [torch.ones(1)], [torch.tensor([1.0 + value])],
                                None, None)
         else:
             policy.on_one_pass_step([torch.zeros(1)], None, None)
@@ -179,7 +179,7 @@ def test_reuse_rule_weights():
     policy = ARSAMPolicy(beta=0.7, max_reuse=6)
     policy.bind(2)
     psf = [torch.tensor([1.0, -2.0]), torch.tensor([0.5])]
-    policy.on_sam_step([torch.zeros(2), torch.zeros(1)], psf, None, None)
+    record_sam_step(policy, [torch.zeros(2), torch.zeros(1)], psf, None, None)
     mixed = []
     for _ in range(8):
         grads = [torch.zeros(2), torch.zeros(1)]
@@ -188,7 +188,7 @@ def test_reuse_rule_weights():
     expected = [0.7**k for k in range(1, 7)] + [0.0, 0.0]
     assert mixed == pytest.approx(expected)
     # AMP: the stored PSF is unscaled, the mixed-in term carries the scale.
-    policy.on_sam_step([torch.zeros(2), torch.zeros(1)],
+    record_sam_step(policy, [torch.zeros(2), torch.zeros(1)],
                        [t * 1024.0 for t in psf], torch.tensor(1024.0), None)
     assert policy.stored_psf()[0].tolist() == [1.0, -2.0]
     grads = [torch.zeros(2), torch.zeros(1)]
@@ -203,16 +203,16 @@ def test_psf_kept_under_a_moving_loss_scale():
     policy = ARSAMPolicy()
     policy.bind(2)
     psf = [torch.tensor([1.0, -2.0]), torch.tensor([0.5])]
-    policy.on_sam_step([torch.zeros(2), torch.zeros(1)],
+    record_sam_step(policy, [torch.zeros(2), torch.zeros(1)],
                        [t * 1024.0 for t in psf], torch.tensor(1024.0), None)
     # Only tensor 0 has a gradient now, at half the scale.
-    policy.on_sam_step([torch.zeros(2)], [torch.tensor([3.0, 3.0]) * 512.0],
+    record_sam_step(policy, [torch.zeros(2)], [torch.tensor([3.0, 3.0]) * 512.0],
                        torch.tensor(512.0), [0])
     stored = policy.stored_psf()
     assert stored[0].tolist() == [3.0, 3.0] and stored[1].tolist() == [0.5]
     grads = [torch.zeros(2), torch.zeros(1)]
     policy.on_one_pass_step(grads, torch.tensor(4.0), None)
-    assert grads[1].tolist() == pytest.approx([0.7 * 0.5 * 4.0])
+    assert grads[1].tolist() == pytest.approx([policy.beta * 0.5 * 4.0])
 
     state = policy.state_dict()
     state.pop('psf_scale')
@@ -224,7 +224,8 @@ def test_psf_kept_under_a_moving_loss_scale():
 
 
 def test_wrapper_stores_psf_and_mixes_it(seg_batches):
-    """Through the real train_step: PSF = g_s - g, then g + 0.7 * PSF."""
+    """Through the real train_step: PSF = g_s - g, then g + beta * PSF
+    (the default beta, 0.99)."""
     from mmengine.optim import build_optim_wrapper
     model = build_segmentor()
     twin = copy.deepcopy(model)
@@ -253,7 +254,7 @@ def test_wrapper_stores_psf_and_mixes_it(seg_batches):
     for w0, p, t, psf in zip(before, model.parameters(), params,
                              wrapper.policy.stored_psf()):
         step = w0 - p.detach()
-        torch.testing.assert_close(step, t.grad + 0.7 * psf, rtol=1e-3,
+        torch.testing.assert_close(step, t.grad + 0.99 * psf, rtol=1e-3,
                                    atol=1e-5)
 
 
@@ -325,7 +326,7 @@ def test_budget_state_resumes_the_same_decisions():
     for i in range(250):
         head.append(policy.take_two_passes(0))
         if head[-1]:
-            policy.on_sam_step([torch.ones(1)],
+            record_sam_step(policy, [torch.ones(1)],
                                [torch.tensor([1.0 + values[sum(head) - 1]])],
                                None, None)
     state = copy.deepcopy(policy.state_dict())
@@ -338,7 +339,7 @@ def test_budget_state_resumes_the_same_decisions():
         tail.append(resumed.take_two_passes(0))
         if tail[-1]:
             k = sum(head) + sum(tail) - 1
-            resumed.on_sam_step([torch.ones(1)],
+            record_sam_step(resumed, [torch.ones(1)],
                                 [torch.tensor([1.0 + values[k]])], None, None)
     assert head + tail == full.tolist()
 
@@ -350,7 +351,7 @@ def test_scaled_reuse_follows_the_current_gradient_norm():
                          stat_layers=1)
     policy.bind(1)
     # g = [3, 4] (norm 5), g_s = g + [1, 0]: PSF [1, 0].
-    policy.on_sam_step([torch.tensor([3.0, 4.0])], [torch.tensor([4.0, 4.0])],
+    record_sam_step(policy, [torch.tensor([3.0, 4.0])], [torch.tensor([4.0, 4.0])],
                        None, None)
     grads = [torch.tensor([0.0, 10.0])]  # ||g|| = 10: twice g_sam's
     policy.on_one_pass_step(grads, None, None)

@@ -16,11 +16,12 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
                          recursive=True) if '_base_' not in p)
-# Keys a SAM-family child may add to its base's optim_wrapper (README).
+# Keys a SAM-family child may add to its base's optim_wrapper
+# (docs/usage.md).
 DOCUMENTED = {'type', 'rho', 'adaptive', 'eta', 'eps', 'exclude',
               'sync_first_pass', 'window', 'warmup_iters', 'warmup_epochs',
               'beta', 'max_reuse', 'a1', 'a2', 'max_p', 'min_p', 'schedule',
-              'reference_iters', 'blocks',
+              'reference_iters', 'budget', 'placement', 'reuse', 'blocks',
               'stat_layers', 'seed', '_scope_'}
 
 
@@ -92,7 +93,9 @@ def smoke_cfg(path, work_dir, iters=2):
     cfg.log_level = 'WARNING'
     cfg.optim_wrapper.setdefault('type', 'OptimWrapper')
     if 'ARSAM' in cfg.optim_wrapper.type:
-        cfg.optim_wrapper.warmup_iters = 1  # one SAM, then a reuse step
+        # One SAM, then a reuse step (the budget: 0.5 of 2 iterations).
+        cfg.optim_wrapper.warmup_iters = 1
+        cfg.optim_wrapper.budget = 0.5
     return cfg
 
 

@@ -26,7 +26,8 @@ def _worker(rank, port, config, out_dir):
     from arsam_mm.runner.train import _prepare_cpu_distributed
     cfg = smoke_cfg(osp.join(ROOT, 'configs', config),
                     Path(out_dir) / 'work', iters=4)
-    cfg.optim_wrapper.window = 2  # 1 warm-up SAM step, then adaptive
+    cfg.optim_wrapper.window = 2  # a 2-step warm-up, then adaptive
+    cfg.optim_wrapper.budget = 0.5  # 2 of the 4 iterations: the warm-up
     cfg.launcher = 'pytorch'
     _prepare_cpu_distributed(cfg)  # what tools/train.py does on CPU
     runner = Runner.from_cfg(cfg)
@@ -53,7 +54,7 @@ def test_amp_flag_trains_a_config_on_cpu(tmp_path):
         osp.join(ROOT, 'configs', SEG), '--amp', '--embedded-data',
         '--work-dir', str(tmp_path), '--cfg-options', 'train_cfg.max_iters=2',
         'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
-        'optim_wrapper.warmup_iters=1'
+        'optim_wrapper.warmup_iters=1', 'optim_wrapper.budget=0.5'
     ])
     assert summary['iters'] == 2 and summary['sam_iters'] == 1
     assert 'mIoU' in summary

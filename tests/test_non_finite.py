@@ -68,7 +68,7 @@ def test_amp_overflow_in_the_perturbed_pass_costs_one_step(seg_batches,
         assert torch.equal(value, before[name]), name
     assert _all_finite(policy.psf)  # the stored PSF never takes inf/NaN
     assert policy.counts == counts  # no history took a record
-    assert all(_all_finite([h]) for h in policy.history.values()
+    assert all(_all_finite([h]) for h in policy.statistics.history.values()
                if h is not None)
 
     # The next iterations train normally: one-pass steps that are not

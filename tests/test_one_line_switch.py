@@ -60,6 +60,7 @@ def test_train_script_runs_the_switched_config(tmp_path, shapes_root):
         'default_hooks.checkpoint.interval': 4,
         'optim_wrapper.window': 2,
         'optim_wrapper.warmup_iters': 2,
+        'optim_wrapper.budget': 0.5,
         'max_iters': 4,
     }
     summary = _run(tmp_path, options)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import build_segmentor, make_runner
+from conftest import build_segmentor, make_runner, record_sam_step
 from mmengine.optim import build_optim_wrapper
 
 from arsam_mm.optim import (
@@ -24,7 +24,7 @@ def test_looksam_schedule_and_reuse():
         True, False, False, True, False, False, True]
     g = [torch.tensor([3.0, 0.0]), torch.tensor([4.0])]
     g_s = [torch.tensor([3.0, 2.0]), torch.tensor([5.0])]
-    policy.on_sam_step(g, g_s, None, None)
+    record_sam_step(policy, g, g_s, None, None)
     # By hand: g_v = g_s - (<g_s,g>/|g|^2) g, then normalised.
     gv = np.array([3, 2, 5.0]) - (9 + 20) / 25 * np.array([3, 0, 4.0])
     unit = gv / np.linalg.norm(gv)

@@ -90,8 +90,8 @@ def _quant_runner(tmp_path, root, iters, **kwargs):
     return make_runner(
         tmp_path, build_segmentor(seed=2), root,
         dict(type='ARSAMOptimWrapper', rho=0.05, window=3, warmup_iters=2,
-             optimizer=dict(type='SGD', lr=0.02, momentum=0.9,
-                            weight_decay=1e-3)),
+             budget=0.5, optimizer=dict(type='SGD', lr=0.02, momentum=0.9,
+                                        weight_decay=1e-3)),
         iters, custom_hooks=[dict(type='FakeQuantHook', w_bits=4, a_bits=4)],
         **kwargs)
 
@@ -116,7 +116,7 @@ def test_quantized_arsam_trains_and_never_perturbs_steps(tmp_path,
     steps = {n: p for n, p in model.named_parameters() if n.endswith('_step')}
     assert steps and all(getattr(p, 'lsq_step', False)
                          for p in steps.values())
-    perturbed = {id(p) for p in wrapper._perturbed}
+    perturbed = {id(p) for p in wrapper.selection.perturbed}
     assert not any(id(p) in perturbed for p in steps.values())
     assert wrapper.sam_iters >= 2
     group = wrapper.optimizer.param_groups[-1]
@@ -335,3 +335,81 @@ def test_step_sizes_stay_positive_under_adam(tmp_path, shapes_root):
                        if n.endswith('_step')])
     assert bool((steps >= MIN_STEP).all())
     assert bool((steps == MIN_STEP).any())  # some were pushed to the bound
+
+
+def test_export_tool_builds_from_the_config_training_saved(tmp_path):
+    """A run trained with --embedded-data (4 classes, not Cityscapes' 19)
+    exports with the config path the user trained from: the tool builds the
+    model from the copy training saved next to the checkpoint. --out may
+    name a folder that does not exist yet; --help ends its sentences."""
+    from arsam_mm.runner import main
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    config = osp.join(root, 'configs', 'quantized',
+                      'fcn_r50-d8_cityscapes-512x1024_w8a8_sgd.py')
+    work = tmp_path / 'work'
+    main([config, '--embedded-data', '--work-dir', str(work),
+          '--cfg-options', 'train_cfg.max_iters=1', 'train_cfg.val_interval=1',
+          'default_hooks.checkpoint.interval=1'])
+    out = tmp_path / 'new' / 'folder' / 'int.pth'
+    tool = osp.join(root, 'tools', 'export_quantized.py')
+    printed = subprocess.run(
+        [sys.executable, tool, config, str(work / 'iter_1.pth'), '--out',
+         str(out)], check=True, capture_output=True, text=True,
+        cwd=root).stdout
+    assert 'the config training saved' in printed, printed
+    assert out.exists() and 'smaller' in printed
+    usage = subprocess.run([sys.executable, tool, '--help'], check=True,
+                           capture_output=True, text=True, cwd=root).stdout
+    assert 'integer weights and scales, optionally ONNX with' in usage
+    assert '(QDQ) nodes.' in usage
+
+
+class _PerturbedAtForward(Hook):
+    """Which parameters the training forward sees moved from the values
+    they had before the iteration (the MSAM perturbation is in place then).
+    """
+
+    def __init__(self):
+        self.moved = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        model = runner.model
+        self.before = {n: p.detach().clone()
+                       for n, p in model.named_parameters()}
+        if not hasattr(self, 'handle'):
+            self.handle = model.register_forward_pre_hook(self._compare)
+        self.seen = False
+
+    def _compare(self, module, args):
+        if module.training and not self.seen:
+            self.seen = True
+            self.moved.append({n for n, p in module.named_parameters()
+                               if not torch.equal(p, self.before[n])})
+
+
+def test_msam_with_fake_quant_and_exclude(tmp_path, shapes_root):
+    """MSAM shares the perturbed-parameter selection with SAM: step sizes
+    and excluded parameters never move for its pass, the others do, its
+    radius is in the param groups (schedulers can drive it), and the
+    weights the step starts from are restored bit for bit."""
+    runner = make_runner(
+        tmp_path, build_segmentor(seed=2), shapes_root,
+        dict(type='MSAMOptimWrapper', rho=0.3, exclude=[r'decode_head'],
+             optimizer=dict(type='SGD', lr=0.02, momentum=0.9)), 4,
+        custom_hooks=[dict(type='FakeQuantHook', w_bits=4, a_bits=4)])
+    probe = _PerturbedAtForward()
+    runner.register_hook(probe)
+    runner.train()
+    wrapper = runner.optim_wrapper
+    assert all(group['rho'] == 0.3
+               for group in wrapper.optimizer.param_groups)
+    names = dict(runner.model.named_parameters())
+    assert len(probe.moved) == 4
+    assert not probe.moved[0]  # no momentum yet: a plain pass at w
+    for moved in probe.moved[1:]:
+        assert moved  # the pass runs at w - rho v / ||v||
+        assert not any(n.endswith('_step') for n in moved), moved
+        assert not any(n.startswith('decode_head') for n in moved), moved
+        assert any(n.startswith('backbone') and n.endswith('weight')
+                   and not getattr(names[n], 'lsq_step', False)
+                   for n in moved)

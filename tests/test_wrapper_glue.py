@@ -45,17 +45,25 @@ def test_logged_scalars_reach_the_message_hub(tmp_path, shapes_root):
     runner = make_runner(
         tmp_path, build_segmentor(), shapes_root,
         dict(type='ARSAMOptimWrapper', rho=0.05, window=4, warmup_iters=3,
-             optimizer=dict(type='SGD', lr=0.01)), 12, log_level='INFO')
+             budget=0.5, optimizer=dict(type='SGD', lr=0.01)), 12,
+        log_level='INFO', custom_hooks=[dict(type='SAMRunInfoHook')])
     runner.train()
     hub = runner.message_hub
     wrapper = runner.optim_wrapper
     rate = hub.get_scalar('train/sam_rate').current()
     assert rate == pytest.approx(wrapper.sam_iters / 12)
-    assert 3 < wrapper.sam_iters < 12
+    assert wrapper.sam_iters == 6  # the budget: 0.5 of 12, warm-up included
     assert hub.get_scalar('train/psf_norm').current() > 0
     assert 'train/sharpness' in hub.log_scalars
     log = (tmp_path / runner.timestamp / f'{runner.timestamp}.log').read_text()
     assert 'sam_rate' in log and 'psf_norm' in log
+    # What the scalars mean, at the start; the cost, at the end (any
+    # script); the summary line of SAMRunInfoHook (upstream scripts too).
+    assert "arsam_rate: ARSAM's target share for the current window" in log
+    assert 'psf_ratio: ||PSF||/||g|| at the last SAM iteration' in log
+    assert ('6 of 12 training iterations took two passes '
+            "(sam_rate=0.500, 0.75x SAM's" in log)
+    assert 'arsam_mm summary: ' in log and 'sam_rate=0.5' in log
 
 
 def test_optimizer_state_keeps_its_own_key(seg_batches):
@@ -176,14 +184,72 @@ def test_warmup_epochs_count_dataloader_passes_in_an_iter_loop(
         tmp_path, shapes_root):
     # 24 images, batch 4: an epoch is 6 iterations. IterBasedTrainLoop
     # never advances the runtime epoch; the warm-up must still end.
+    # SAMRunInfoHook publishes the dataloader's length (tools/train.py adds
+    # it to every run).
     runner = make_runner(
         tmp_path, build_segmentor(), shapes_root,
         dict(type='ARSAMOptimWrapper', warmup_epochs=1, window=4,
              schedule='paper',  # a rate that stays at 1 in 12 iterations
-             optimizer=dict(type='SGD', lr=0.01)), 12)
+             optimizer=dict(type='SGD', lr=0.01)), 12,
+        custom_hooks=[dict(type='SAMRunInfoHook')])
     runner.train()
     wrapper = runner.optim_wrapper
     assert wrapper.policy.warmup_iters == 6
     # 6 warm-up SAM iterations, then a window of 4 with a quota of 1 (the
     # last 2 iterations open the next window, which may take its one).
     assert 6 + 1 <= wrapper.sam_iters <= 6 + 2
+
+
+def test_warmup_epochs_without_an_epoch_length_is_refused(
+        tmp_path, shapes_root):
+    """An iteration loop publishes no epoch length: instead of a warm-up
+    that never ends, a named error with the fix."""
+    from arsam_mm.optim import RunLengthUnknownError
+    runner = make_runner(
+        tmp_path, build_segmentor(), shapes_root,
+        dict(type='ARSAMOptimWrapper', warmup_epochs=1,
+             optimizer=dict(type='SGD', lr=0.01)), 4)
+    with pytest.raises(RunLengthUnknownError, match='SAMRunInfoHook'):
+        runner.train()
+
+
+@pytest.mark.parametrize('key, close', [
+    ('warmup_iter', 'warmup_iters'),
+    ('buget', 'budget'),
+    ('clip_gard', 'clip_grad'),
+])
+def test_unknown_wrapper_argument_names_the_closest(key, close):
+    from mmengine.optim import build_optim_wrapper
+    with pytest.raises(ValueError,
+                       match=rf'optim_wrapper\.{key}: .*Did you mean .*{close}'):
+        build_optim_wrapper(build_segmentor(), dict(
+            type='ARSAMOptimWrapper', optimizer=dict(type='SGD', lr=0.01),
+            **{key: 1}))
+
+
+def test_unknown_msam_argument_is_refused():
+    from mmengine.optim import build_optim_wrapper
+    with pytest.raises(ValueError, match=r'optim_wrapper\.excludes: .*exclude'):
+        build_optim_wrapper(build_segmentor(), dict(
+            type='MSAMOptimWrapper', excludes=['bn'],
+            optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
+
+
+def test_misspelt_wrapper_type_names_the_registered_ones():
+    from arsam_mm.runner import check_wrapper_type
+    with pytest.raises(ValueError, match=r'optim_wrapper\.type: '
+                       r"'ARSAMOptimizerWrapper' .*Did you mean "
+                       'ARSAMOptimWrapper'):
+        check_config(Config(dict(optim_wrapper=dict(
+            type='ARSAMOptimizerWrapper', optimizer=dict(type='SGD')))))
+    check_wrapper_type('AmpOptimWrapper')  # mmengine's own: accepted
+
+
+def test_bare_resume_on_an_empty_work_dir_says_so(tmp_path):
+    from arsam_mm.runner import say_when_nothing_to_resume
+    message = say_when_nothing_to_resume(Config(dict(work_dir=str(tmp_path))))
+    assert 'no checkpoint' in message and 'from scratch' in message
+    (tmp_path / 'iter_4.pth').write_bytes(b'')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_4.pth'))
+    assert say_when_nothing_to_resume(
+        Config(dict(work_dir=str(tmp_path)))) is None

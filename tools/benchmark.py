@@ -30,6 +30,10 @@ keeps,
 ``(acc - acc_SGD) / (acc_SAM - acc_SGD)`` per seed, mean +- std.
 MSAM keeps the config's ``rho`` unless given its own
 (``msam:optim_wrapper.rho=0.3``; its authors use larger values than SAM).
+
+A method may carry a label, ``LABEL=METHOD``, to run several settings of
+one wrapper side by side: ``--methods sgd sam arsam a10=arsam
+--cfg-options a10:optim_wrapper.budget=0.1`` (options go by label).
 """
 import argparse
 import json
@@ -47,6 +51,22 @@ METHODS = dict(sgd='OptimWrapper', sam='SAMOptimWrapper',
                rst_eq='RandomSAMOptimWrapper',
                periodic_eq='PeriodicSAMOptimWrapper')
 DEFAULT_METHODS = ['sgd', 'sam', 'arsam', 'looksam', 'aesam', 'rst']
+
+
+def base_method(spec):
+    """``LABEL=METHOD`` -> METHOD; a plain method is its own label."""
+    return spec.split('=', 1)[-1]
+
+
+def label_of(spec):
+    return spec.split('=', 1)[0]
+
+
+def method_spec(spec):
+    if base_method(spec) not in METHODS:
+        raise argparse.ArgumentTypeError(
+            f'{spec!r}: use one of {sorted(METHODS)}, or LABEL=METHOD')
+    return spec
 
 
 def arsam_rate(out, seed):
@@ -68,7 +88,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('--methods', nargs='+', default=DEFAULT_METHODS,
-                        choices=list(METHODS))
+                        type=method_spec,
+                        help=f'of {sorted(METHODS)}, or LABEL=METHOD')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--iters', type=int, help='iteration-based run')
     parser.add_argument('--epochs', type=int, help='epoch-based run')
@@ -98,8 +119,9 @@ def parse_args():
     return parser.parse_args()
 
 
-def run_one(args, method, seed):
+def run_one(args, spec, seed):
     """Train one (method, seed) in this process; write its JSON."""
+    method, label = base_method(spec), label_of(spec)
     import torch
     from mmengine.config import Config, DictAction
     from mmengine.runner import Runner
@@ -124,7 +146,7 @@ def run_one(args, method, seed):
     # ``METHOD:key=value`` applies to that method only, after the switch.
     shared = [o for o in args.cfg_options if ':' not in o.split('=')[0]]
     own = [o.split(':', 1)[1] for o in args.cfg_options
-           if o.split('=')[0].startswith(f'{method}:')]
+           if o.split('=')[0].startswith(f'{label}:')]
     cfg.merge_from_dict(parse(shared))
     if args.iters:
         cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=args.iters,
@@ -144,7 +166,7 @@ def run_one(args, method, seed):
         cfg.optim_wrapper.setdefault('rho', 0.05)
     cfg.merge_from_dict(parse(own))
     cfg.randomness = dict(seed=seed)
-    cfg.work_dir = osp.join(args.out, f'{method}_seed{seed}')
+    cfg.work_dir = osp.join(args.out, f'{label}_seed{seed}')
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
         dict(type='SAMTraceHook')]
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
@@ -174,7 +196,7 @@ def run_one(args, method, seed):
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         memory_kind = 'peak RSS (CPU)'
     wrapper = runner.optim_wrapper
-    result = dict(method=method, seed=seed, metrics=metrics,
+    result = dict(method=label, seed=seed, metrics=metrics,
                   test_metrics=test_metrics,
                   iters=runner.iter, forwards=trace['forwards'],
                   backwards=trace['backwards'],
@@ -182,7 +204,7 @@ def run_one(args, method, seed):
                   memory_kind=memory_kind,
                   sam_iters=getattr(wrapper, 'sam_iters', 0),
                   records=trace['records'])
-    with open(osp.join(args.out, f'{method}_seed{seed}.json'), 'w') as f:
+    with open(osp.join(args.out, f'{label}_seed{seed}.json'), 'w') as f:
         json.dump(result, f)
 
 
@@ -217,7 +239,8 @@ def summarize(args, results):
     names = list(results[0][split_key])
     preferred = [args.metric, 'mIoU', 'accuracy/top1', 'coco/AP']
     metric = next((m for m in preferred if m in names), names[0])
-    by_method = {m: [r for r in results if r['method'] == m]
+    by_method = {label_of(m): [r for r in results
+                               if r['method'] == label_of(m)]
                  for m in args.methods}
     rows = {}
     for method, runs in by_method.items():
@@ -335,22 +358,24 @@ def plot(args, by_method, rows, metric):
         fig.tight_layout()
         fig.savefig(osp.join(args.out, name), dpi=100)
 
+
 def main():
     args = parse_args()
     if args.run_one:
         run_one(args, args.run_one[0], int(args.run_one[1]))
         return
     os.makedirs(args.out, exist_ok=True)
+    labels = [label_of(m) for m in args.methods]
     for method in args.methods:
-        if method.endswith('_eq') and ('arsam' not in args.methods or
-                                       args.methods.index('arsam') >
-                                       args.methods.index(method)):
+        if base_method(method).endswith('_eq') and (
+                'arsam' not in labels
+                or labels.index('arsam') > labels.index(label_of(method))):
             raise SystemExit(f'--methods: {method} takes its budget from '
                              'ARSAM\'s measured rate: list arsam before it.')
     results = []
     for seed in args.seeds:  # seeds outer: methods interleave in time
         for method in args.methods:
-            path = osp.join(args.out, f'{method}_seed{seed}.json')
+            path = osp.join(args.out, f'{label_of(method)}_seed{seed}.json')
             if args.summarize_only or (args.skip_done and osp.exists(path)):
                 with open(path) as f:
                     results.append(json.load(f))

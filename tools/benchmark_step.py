@@ -6,8 +6,8 @@
 
 Rows: plain SGD (mmengine ``OptimWrapper``); a hand-written foreach SAM
 loop (what a user would write without us); ``SAMOptimWrapper``; an ARSAM
-one-pass (reuse) iteration that mixes the stored PSF; an ARSAM SAM
-iteration. The methods run interleaved, round after round, and the table
+one-pass (reuse) iteration that mixes the stored PSF, with the default
+``reuse='decay'`` and with ``reuse='scaled'``; an ARSAM SAM iteration. The methods run interleaved, round after round, and the table
 reports medians and ratios (machines are shared: read the ratios).
 
 ``--synthetic`` times the config's real input size without its data set:
@@ -91,7 +91,7 @@ def main():
     from mmengine.runner import Runner
 
     from arsam_mm.hooks import FakeQuantHook
-    from arsam_mm.optim.sam_optim_wrapper import AmpOnAnyDevice
+    from arsam_mm.optim import AmpOnAnyDevice
     from arsam_mm.runner.embedded import use_embedded_data
     from arsam_mm.runner.synthetic import synthetic_batch
 
@@ -125,12 +125,19 @@ def main():
     wrappers = {
         'sgd': dict(type=AmpOnAnyDevice if args.amp else 'OptimWrapper'),
         'sam': dict(type='SAMOptimWrapper'),
+        # The kind of iteration is forced below, so any schedule does:
+        # 'paper' needs no run length.
         'arsam_reuse': dict(type='ARSAMOptimWrapper', warmup_iters=1,
-                            max_reuse=10**9),
-        'arsam_sam': dict(type='ARSAMOptimWrapper', warmup_iters=10**9),
+                            max_reuse=10**9, schedule='paper'),
+        'arsam_reuse_scaled': dict(type='ARSAMOptimWrapper', warmup_iters=1,
+                                   max_reuse=10**9, schedule='paper',
+                                   reuse='scaled'),
+        'arsam_sam': dict(type='ARSAMOptimWrapper', warmup_iters=10**9,
+                          schedule='paper'),
     }
     if args.amp:
-        for kind in ('sam', 'arsam_reuse', 'arsam_sam'):
+        for kind in ('sam', 'arsam_reuse', 'arsam_reuse_scaled',
+                     'arsam_sam'):
             wrappers[kind]['type'] = 'Amp' + wrappers[kind]['type']
 
     def setup(kind):
@@ -143,7 +150,7 @@ def main():
         wrapper = build_optim_wrapper(
             model, dict(wrappers[kind], optimizer=optimizer_cfg))
         step = lambda: model.train_step(copy.copy(batch), wrapper)  # noqa
-        if kind == 'arsam_reuse':
+        if kind.startswith('arsam_reuse'):
             step()  # one SAM iteration stores the PSF ...
             wrapper.policy.rate = 0.0  # ... then only reuse iterations
         return step
@@ -153,6 +160,7 @@ def main():
         'hand': 'hand-written foreach SAM',
         'sam': wrappers['sam']['type'],
         'arsam_reuse': 'ARSAM reuse iteration',
+        'arsam_reuse_scaled': "ARSAM reuse, reuse='scaled'",
         'arsam_sam': 'ARSAM SAM iteration',
     }
     if args.amp:

@@ -1,8 +1,12 @@
-"""Export a model trained with FakeQuantHook: integer weights + scales, and
+"""Export a model trained with FakeQuantHook: integer weights and scales,
 optionally ONNX with QuantizeLinear/DequantizeLinear (QDQ) nodes.
 
     python tools/export_quantized.py CONFIG CKPT [--out FILE]
         [--onnx [FILE]] [--shape H W]
+
+The model is built from the copy of CONFIG that training saved in the work
+dir next to CKPT when there is one: it holds every change made at training
+time (``--cfg-options``, ``--embedded-data``), which CONFIG itself lacks.
 
 Writes ``{layers: {name: {weight_int, weight_step, act_step, ...}},
 float_params, size}`` with ``torch.save`` and prints the model size at the
@@ -12,6 +16,8 @@ config's training size (or ``--shape``) and, when onnxruntime is
 installed, prints how far its output is from the PyTorch fake-quant model.
 """
 import argparse
+import os
+import os.path as osp
 
 import torch
 from mmengine.config import Config
@@ -25,16 +31,34 @@ from arsam_mm.runner.synthetic import input_channels, train_input_size
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--out', default=None)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0].replace('\n', ' '),
+        epilog='The copy of CONFIG that training saved next to CKPT is used '
+        'when there is one.')
+    parser.add_argument('config', help='the training config')
+    parser.add_argument('checkpoint', help='a checkpoint of that training')
+    parser.add_argument('--out', default=None, metavar='FILE',
+                        help='integer weights file (default: CKPT with '
+                        '_int.pth); its folder is created')
     parser.add_argument('--onnx', nargs='?', const='', default=None,
                         metavar='FILE', help='also write a QDQ ONNX graph '
                         '(default name: CKPT with _qdq.onnx)')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='ONNX input size (default: the training crop)')
     return parser.parse_args()
+
+
+def training_config(config: str, checkpoint: str) -> str:
+    """The copy of ``config`` that mmengine saved in the work dir holding
+    ``checkpoint``, if there is one, else ``config``."""
+    saved = osp.join(osp.dirname(osp.abspath(checkpoint)),
+                     osp.basename(config))
+    if osp.isfile(saved) and osp.abspath(saved) != osp.abspath(config):
+        print(f'Building the model from {saved}, the config training saved '
+              'next to the checkpoint (with its --cfg-options and '
+              '--embedded-data changes).')
+        return saved
+    return config
 
 
 def build_quantized(cfg, checkpoint):
@@ -47,7 +71,13 @@ def build_quantized(cfg, checkpoint):
               if k not in ('type', 'priority')}
     model = MODELS.build(cfg.model)
     FakeQuantHook(**kwargs).quantize(model)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    try:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    except RuntimeError as error:
+        raise SystemExit(
+            f'{checkpoint} does not fit the model of this config ({error}). '
+            'Pass the config that trained it: the copy mmengine saved in '
+            'its work dir.') from None
     return model.eval()
 
 
@@ -77,13 +107,14 @@ def write_onnx(model, cfg, path, shape):
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = Config.fromfile(training_config(args.config, args.checkpoint))
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     model = build_quantized(cfg, args.checkpoint)
     stem = args.checkpoint[:-4] if args.checkpoint.endswith(
         '.pth') else args.checkpoint
     exported = export_integer_weights(model)
     out = args.out or stem + '_int.pth'
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     torch.save(exported, out)
     size = exported['size']
     print(f'{len(exported["layers"])} quantized layers -> {out}')

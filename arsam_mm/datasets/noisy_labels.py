@@ -1,6 +1,6 @@
 """Label noise and fixed-size subsets on top of a classification dataset.
 
-The settings where SAM beats SGD by a wide margin (ALGORITHM.md, "Judging a
+The settings where SAM beats SGD by a wide margin (docs/algorithms.md, "Judging a
 fast-SAM method") are noisy labels and small training sets. This module
 makes both a dataset option: :func:`corrupt_labels` is the noise itself
 (plain numpy), ``NoisyLabelDataset`` (registered in mmpretrain's

@@ -5,28 +5,29 @@ Computational Overhead", arXiv 2401.12033 (authors' code:
 MarlonBecker/MSAM). One forward/backward per iteration, taken at
 ``w - rho * v / ||v||`` where ``v`` is the base optimizer's momentum
 (SGD's ``momentum_buffer``, Adam's ``exp_avg``); the gradient there drives
-the ordinary step from ``w``. ALGORITHM.md section 4.
+the ordinary step from ``w``. ``docs/algorithms.md``, "Peers".
 
 The perturbation must be in place before the forward, so it is applied in
 ``optim_context`` (which ``BaseModel.train_step`` enters before the data
 preprocessor and the forward) and removed, bit for bit, right after the
 backward in ``update_params``; checkpoints, validation and hooks outside
 the training step always see ``w``. Until the optimizer has a momentum
-(the first step) the pass runs at ``w``.
+(the first step) the pass runs at ``w``. Which parameters move and by how
+much is shared with SAM (``perturbed_params.py``): ``exclude``, quantizer
+step sizes never, per-group ``rho`` in the param groups.
 """
 from contextlib import contextmanager
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import torch
-from mmengine.optim import OptimWrapper
-from mmengine.registry import OPTIM_WRAPPERS
 from torch import Tensor, nn
 
-from ._checks import check_number
-from .sam_math import clone_tensors, momentum_perturbation
-from .sam_optim_wrapper import AmpOnAnyDevice
+from ._checks import check_number, check_unknown_arguments
+from .perturbed_params import PerturbedParams, put_rho_in_param_groups
+from .sam_math import clone_tensors
+from .sam_optim_wrapper import unwrap
 
-__all__ = ['MSAMOptimWrapper', 'AmpMSAMOptimWrapper', 'MomentumSAMMixin']
+__all__ = ['MomentumSAMMixin']
 
 _MOMENTUM_KEYS = ('momentum_buffer', 'exp_avg')
 
@@ -40,40 +41,51 @@ class MomentumSAMMixin:
         rho (float): radius of the step against the momentum (the authors
             use larger values than SAM's, e.g. 0.3 for SGD on CIFAR).
         eps (float): added to ``||v||``. Defaults to 1e-12.
+        exclude (str | list[str], optional): regexes over parameter names
+            never perturbed.
         **kwargs: mmengine wrapper arguments (``clip_grad``, ...).
     """
 
     def __init__(self, optimizer, rho: float = 0.3, eps: float = 1e-12,
+                 exclude: Optional[Union[str, Sequence[str]]] = None,
                  **kwargs):
+        check_unknown_arguments(type(self), kwargs)
         check_number('rho', rho, low=0, open_low=True)
         check_number('eps', eps, low=0)
+        self.selection = PerturbedParams(exclude)
+        put_rho_in_param_groups(optimizer, rho)
         super().__init__(optimizer=optimizer, **kwargs)
         self.rho, self.eps = rho, eps
+        self._model: Optional[nn.Module] = None
         self._saved: Optional[tuple] = None
 
-    def _momenta(self):
+    def _with_momenta(self):
+        """The perturbed parameters that have a momentum, and theirs."""
         params, momenta = [], []
-        for group in self.optimizer.param_groups:
-            for p in group['params']:
-                state = self.optimizer.state.get(p, {})
-                buf = next((state[k] for k in _MOMENTUM_KEYS if k in state),
-                           None)
-                if p.requires_grad and buf is not None:
-                    params.append(p)
-                    momenta.append(buf)
+        for p in self.selection.perturbed:
+            state = self.optimizer.state.get(p, {})
+            buf = next((state[k] for k in _MOMENTUM_KEYS if k in state), None)
+            if buf is not None:
+                params.append(p)
+                momenta.append(buf)
         return params, momenta
 
     @torch.no_grad()
-    def _perturb(self) -> None:
-        params, momenta = self._momenta()
+    def _perturb(self, model: nn.Module) -> None:
+        if model is not self._model:
+            self.selection.select(unwrap(model), self.optimizer)
+            self._model = model
+        params, momenta = self._with_momenta()
         if not params:
             return  # no momentum before the first step: a plain pass
-        self._saved = (params, clone_tensors(params))
-        torch._foreach_add_(
-            params, momentum_perturbation(momenta, self.rho, self.eps))
+        latent, perturbation = self.selection.perturbation(
+            self.optimizer, params, momenta, sign=-1.0, eps=self.eps)
+        self._saved = (latent, clone_tensors(latent))
+        torch._foreach_add_(latent, perturbation)
 
     @torch.no_grad()
     def _restore(self) -> None:
+        self.selection.set_on_saq_layers('quantized_weight_offset', None)
         if self._saved is not None:
             params, weights = self._saved
             torch._foreach_copy_(params, weights)
@@ -81,7 +93,7 @@ class MomentumSAMMixin:
 
     @contextmanager
     def optim_context(self, model: nn.Module):
-        self._perturb()
+        self._perturb(model)
         try:
             with super().optim_context(model):
                 yield
@@ -101,22 +113,4 @@ class MomentumSAMMixin:
             self.zero_grad(**(zero_kwargs or {}))
 
     def __repr__(self) -> str:
-        return f'{super().__repr__()}\nMSAM rho: {self.rho}'
-
-
-@OPTIM_WRAPPERS.register_module()
-class MSAMOptimWrapper(MomentumSAMMixin, OptimWrapper):
-    """MSAM (Becker et al., arXiv 2401.12033): one pass at
-    ``w - rho * v / ||v||``, SGD's cost.
-
-    Examples:
-        >>> optim_wrapper = dict(
-        ...     type='MSAMOptimWrapper', rho=0.3,
-        ...     optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
-    """
-
-
-@OPTIM_WRAPPERS.register_module()
-class AmpMSAMOptimWrapper(MomentumSAMMixin, AmpOnAnyDevice):
-    """:class:`MSAMOptimWrapper` with mixed precision."""
-
+        return f'{super().__repr__()}\nMSAM rho (default): {self.rho}'

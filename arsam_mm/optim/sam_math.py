@@ -2,7 +2,7 @@
 
 Pure functions over lists of tensors built on ``torch._foreach_*``: no
 Python loop over parameters, no host synchronisation. The numbered steps
-refer to ``ALGORITHM.md`` (SAM: Foret et al., ICLR 2021; ASAM: Kwon et al.,
+refer to ``docs/algorithms.md`` (SAM: Foret et al., ICLR 2021; ASAM: Kwon et al.,
 ICML 2021; PSF: Deng & Pang, arXiv 2510.03763, section 3).
 """
 from typing import List, Optional, Tuple
@@ -12,7 +12,7 @@ from torch import Tensor
 
 __all__ = [
     'tensor_norms', 'global_norm', 'sam_perturbation', 'clone_tensors',
-    'psf_from_grads_', 'mix_psf_', 'momentum_perturbation'
+    'psf_from_grads_', 'mix_psf_'
 ]
 
 
@@ -80,7 +80,7 @@ def sam_perturbation(
 def psf_from_grads_(first_grads: List[Tensor],
                     sam_grads: List[Tensor],
                     grad_scale: Optional[Tensor] = None):
-    """The PSF ``g_s - g`` (ALGORITHM.md section 2) in the form it is
+    """The PSF ``g_s - g`` (``docs/algorithms.md``) in the form it is
     stored: ``first_grads`` are overwritten with ``g - g_s`` in the
     gradients' own units (one fused pass, no allocation), and the returned
     ``psf_scale`` says what that holds, ``PSF * psf_scale``: ``-1``, or
@@ -113,12 +113,3 @@ def mix_psf_(grads: List[Tensor],
     if grad_scale is not None:
         factor = factor * grad_scale
     torch._foreach_add_(grads, torch._foreach_mul(psf, factor))
-
-
-@torch.no_grad()
-def momentum_perturbation(momenta: List[Tensor],
-                          rho: float,
-                          eps: float = 1e-12) -> List[Tensor]:
-    """MSAM's offset ``-rho * v / (||v|| + eps)`` (Becker et al., arXiv
-    2401.12033), ``v`` the base optimizer's momentum."""
-    return torch._foreach_mul(momenta, -rho / (global_norm(momenta) + eps))

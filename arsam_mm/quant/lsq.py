@@ -1,5 +1,5 @@
 """LSQ fake quantization (Esser et al., "Learned Step Size Quantization",
-ICLR 2020; ALGORITHM.md section 5): the arithmetic only.
+ICLR 2020; docs/algorithms.md, "Quantization-aware training"): the arithmetic only.
 
 ``q(x) = round(clamp(x / s, Qn, Qp)) * s`` with a straight-through
 estimator for ``round`` and the gradient of ``s`` scaled by

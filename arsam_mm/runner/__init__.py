@@ -1,3 +1,14 @@
-from .train import check_config, main, parse_args, switch_to_amp
+from .train import (
+    add_run_info_hook,
+    check_config,
+    check_wrapper_type,
+    main,
+    parse_args,
+    say_when_nothing_to_resume,
+    switch_to_amp,
+)
 
-__all__ = ['main', 'parse_args', 'check_config', 'switch_to_amp']
+__all__ = [
+    'add_run_info_hook', 'check_config', 'check_wrapper_type', 'main',
+    'parse_args', 'say_when_nothing_to_resume', 'switch_to_amp'
+]

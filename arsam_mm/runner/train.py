@@ -11,9 +11,14 @@ The same interface OpenMMLab users know (``--work-dir``, ``--resume``,
 * ``--launcher pytorch`` on a machine without CUDA runs DDP over gloo (for
   CPU checks of multi-process training; GPUs go through mmengine as usual).
 
-At the end it prints the last validation metrics and the SAM-step rate.
+It adds ``SAMRunInfoHook`` to the run (the epoch length for
+``warmup_epochs`` under an iteration loop, and a summary line at the end:
+the last validation metrics and the SAM-step rate), suggests the closest
+registered names for a misspelt ``optim_wrapper.type``, and says when a
+bare ``--resume`` finds no checkpoint to resume.
 """
 import argparse
+import difflib
 import logging
 import os
 import os.path as osp
@@ -22,8 +27,9 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import OPTIM_WRAPPERS, RUNNERS
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
+from ..hooks.sam_run_info_hook import run_summary
 from .embedded import use_embedded_data, walk_dicts
 
 
@@ -92,12 +98,39 @@ def switch_to_amp(cfg: Config) -> None:
     wrapper_cfg.setdefault('loss_scale', 'dynamic')
 
 
+def _registered_wrapper_names(registry=OPTIM_WRAPPERS) -> set:
+    """Every optimizer wrapper type of the root registry and its children
+    (mmseg, mmpose, mmpretrain, ...), plain and scoped names."""
+    names = set(registry.module_dict)
+    for scope, child in registry.children.items():
+        child_names = _registered_wrapper_names(child)
+        names |= child_names | {f'{scope}.{n}' for n in child_names}
+    return names
+
+
+def check_wrapper_type(type_name) -> None:
+    """A misspelt ``optim_wrapper.type`` gets the closest registered names
+    instead of the registry's bare KeyError."""
+    if not isinstance(type_name, str):
+        return
+    names = _registered_wrapper_names()
+    if type_name in names:
+        return
+    close = difflib.get_close_matches(type_name, sorted(names), n=3,
+                                      cutoff=0.6)
+    hint = (f'Did you mean {" or ".join(close)}?' if close else
+            f'Registered: {", ".join(sorted(names))}.')
+    raise ValueError(f'optim_wrapper.type: {type_name!r} is not a registered '
+                     f'optimizer wrapper. {hint}')
+
+
 def check_config(cfg: Config) -> None:
     """Refuse configurations the SAM-family wrappers cannot train."""
     wrapper_cfg = cfg.get('optim_wrapper', None)
     if wrapper_cfg is None:
         return
     type_name = wrapper_cfg.get('type', None)
+    check_wrapper_type(type_name)
     if type_name is None:
         nested = [
             key for key, value in wrapper_cfg.items()
@@ -145,22 +178,29 @@ def _prepare_cpu_distributed(cfg: Config) -> None:
 
 
 def summarize(runner) -> dict:
-    """Last validation metrics and SAM statistics, printed and returned."""
-    hub = runner.message_hub
-    summary = {
-        key[len('val/'):]: buffer.current()
-        for key, buffer in hub.log_scalars.items()
-        if key.startswith('val/') and key not in ('val/time', 'val/data_time')
-    }
-    wrapper = runner.optim_wrapper
-    if hasattr(wrapper, 'sam_iters') and wrapper.total_iters:
-        summary['sam_rate'] = wrapper.sam_iters / wrapper.total_iters
-        summary['sam_iters'] = wrapper.sam_iters
-        summary['iters'] = wrapper.total_iters
-    text = ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
-                     for k, v in summary.items())
-    print_log(f'arsam_mm summary: {text}', logger='current')
-    return summary
+    """The summary ``SAMRunInfoHook`` logged at the end of training."""
+    summary = runner.message_hub.get_info('arsam_mm/summary')
+    return summary if summary is not None else run_summary(runner)
+
+
+def add_run_info_hook(cfg: Config) -> None:
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') == 'SAMRunInfoHook' for h in hooks):
+        hooks.append(dict(type='SAMRunInfoHook'))
+    cfg.custom_hooks = hooks
+
+
+def say_when_nothing_to_resume(cfg: Config):
+    """A bare ``--resume`` on a work dir without checkpoints starts from
+    scratch (mmengine's rule): say so rather than let it pass silently.
+    Returns the message, or None when there is a checkpoint to resume."""
+    if find_latest_checkpoint(cfg.work_dir) is not None:
+        return None
+    message = (f'--resume: no checkpoint in {cfg.work_dir} (no '
+               'last_checkpoint file), so training starts from scratch. '
+               'Pass --resume CKPT to resume a checkpoint elsewhere.')
+    print_log(message, logger='current', level=logging.WARNING)
+    return message
 
 
 def main(argv=None):
@@ -183,10 +223,12 @@ def main(argv=None):
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
+        say_when_nothing_to_resume(cfg)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
     check_config(cfg)
+    add_run_info_hook(cfg)
     _prepare_cpu_distributed(cfg)
 
     runner = (Runner.from_cfg(cfg)

@@ -1,4 +1,4 @@
-# Where SAM helps (ALGORITHM.md, "Judging a fast-SAM method"): LeNet-5
+# Where SAM helps (docs/algorithms.md, "Judging a fast-SAM method"): LeNet-5
 # trained on a 10,000-image subset of the Fashion-MNIST training set with
 # 40% symmetric label noise, 30 epochs. Every choice is made on val: a
 # clean split carved from the rest of the training set (NoisyLabelDataset

@@ -1,4 +1,4 @@
-# The ARSAM paper's CIFAR recipe on CIFAR-100 (ALGORITHM.md section 3).
+# The ARSAM paper's CIFAR recipe on CIFAR-100 (docs/algorithms.md, "ARSAM").
 _base_ = [
     'mmpretrain::_base_/models/resnet18_cifar.py',
     'mmpretrain::_base_/datasets/cifar100_bs16.py',

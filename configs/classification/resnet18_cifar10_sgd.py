@@ -1,4 +1,4 @@
-# The ARSAM paper's CIFAR recipe (ALGORITHM.md section 3) with plain SGD:
+# The ARSAM paper's CIFAR recipe (docs/algorithms.md, "ARSAM") with plain SGD:
 # the reference its SAM and ARSAM twins below change one line of.
 _base_ = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
 custom_imports = dict(imports=['arsam_mm'], allow_failed_imports=False)

@@ -1,8 +1,10 @@
 from .arsam import ARSAMPolicy
 from .base import AlwaysSAMPolicy, TwoPassPolicy
+from .budget import RunLengthUnknownError, SAMBudget
 from .peers import AESAMPolicy, LookSAMPolicy, PeriodicSAMPolicy, RandomSAMPolicy
 
 __all__ = [
     'TwoPassPolicy', 'AlwaysSAMPolicy', 'ARSAMPolicy', 'LookSAMPolicy',
-    'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy'
+    'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy', 'SAMBudget',
+    'RunLengthUnknownError'
 ]

@@ -1,57 +1,26 @@
 """ARSAM's adaptive sampling, reuse and mixing of the PSF.
 
 Deng & Pang, "Adaptively Sampling-Reusing-Mixing Decomposed Gradients to
-Speed Up Sharpness Aware Minimization", arXiv 2510.03763 (section 3 of
-``ALGORITHM.md``); the schedule follows the authors' predecessor vSAM
-(arXiv 2403.08821). Two edge cases the reference leaves open are defined
-here:
+Speed Up Sharpness Aware Minimization", arXiv 2510.03763; the schedule
+follows the authors' predecessor vSAM (arXiv 2403.08821). The formulas,
+the edge cases defined here and the reasons behind each schedule are in
+``docs/algorithms.md`` (section "ARSAM").
 
-* Histories fill during the warm-up. A relative change needs two records,
-  so while a history holds fewer than two it contributes 0; a ``v`` record
-  needs at least two values per block, so it starts once ``2 * blocks``
-  ``s`` values exist. Nothing divides by zero (denominators are clamped).
-* The first window after the warm-up already takes ``floor(rate)`` SAM
-  iterations (the initial rate, 1); the rate is first updated at the start
-  of the second window, and at every window start after that.
-
-Default warm-up when neither ``warmup_iters`` nor ``warmup_epochs`` is set:
-one window (``window`` iterations), so the ``r`` history is full when the
-adaptive schedule starts.
-
-Three schedules (``schedule``):
-
-* ``'budget'`` (default): a fixed share ``budget`` of the run's iterations
-  (warm-up included) takes two passes, so a run costs ``(1 + budget) / 2``
-  of SAM's passes at any length (``policies/budget.py``). The statistics
-  below decide where the two-pass iterations go, never how many. The
-  warm-up is cut to the budget if it would exceed it.
-* ``'paper'``: the authors' update, ``rate *= 1 + a1*dr + a2*dv`` once per
-  window, with ``v`` records from the second ``s`` value on. Their gains
-  were set on 200-epoch CIFAR runs (about 78,000 iterations, some 1,500
-  windows). In a run of a few thousand iterations the product of 50 such
-  factors barely moves, and what rise there is comes from the fill phase:
-  block variances of a half-empty ``s`` history (2 to 9 values per block)
-  grow with the number of values alone, so ``dv`` is positive whatever
-  the PSF does.
-* ``'relative'``: the same statistics and gains, with two
-  changes. A ``v`` record is made only from a full ``s`` history, so
-  ``dv`` measures the PSF, not the fill. And the update is the paper's in
-  log space on the run's own time scale,
-  ``rate *= exp((reference_iters / max_iters) * (a1*dr + a2*dv))``: the
-  rate can travel as far over a run of any length as the authors' does
-  over ``reference_iters``, and no factor can go negative. ``min_p`` puts a
-  floor under the rate. With ``max_iters == reference_iters`` and small
-  steps it is the paper's update. Its cost depends on the run length.
-
-Two reuse rules (``reuse``) for the one-pass iterations after a SAM
-iteration, the ``k``-th of them mixing ``coef = beta**k`` (up to
-``max_reuse``):
-
-* ``'decay'``: the paper's ``g + coef * PSF``.
-* ``'scaled'``: ``g + coef * (||g|| / ||g_sam||) * PSF``: the PSF rescaled
-  so that its size relative to the current gradient is the ratio
-  ``||PSF|| / ||g_sam||`` measured at the last SAM iteration. Costs one
-  norm pass over ``g`` per reuse iteration.
+* SAM iterations store ``PSF = g_s - g`` and record the statistics of
+  ``psf_statistics.py``; one-pass iterations mix the stored PSF into
+  ``g``, the ``k``-th of them with ``coef = beta**k`` up to ``max_reuse``:
+  ``reuse='decay'`` (the paper's) mixes ``coef * PSF``; ``'scaled'``
+  mixes ``coef * (||g|| / ||g_sam||) * PSF``, the PSF at the measured
+  ``||PSF|| / ||g_sam||`` of the current gradient.
+* ``schedule='budget'`` (default): a fixed share ``budget`` of the run's
+  iterations, warm-up included, takes two passes (``budget.py``); the
+  statistics decide where, never how many. ``'paper'``: the authors'
+  ``rate *= 1 + a1*dr + a2*dv`` once per window. ``'relative'``: that
+  update in log space on the run's own time scale,
+  ``rate *= exp(reference_iters / max_iters * (a1*dr + a2*dv))``, with
+  ``v`` records from full histories only and a floor ``min_p``.
+* Edge cases: the first window after the warm-up takes ``floor(rate)``
+  SAM iterations; the default warm-up is one window.
 """
 import math
 import warnings
@@ -62,9 +31,17 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from .._checks import check_number, config_error
-from ..sam_math import global_norm, mix_psf_, psf_from_grads_, tensor_norms
-from .base import TwoPassPolicy
-from .budget import SAMBudget
+from ..perturbed_params import pick
+from ..sam_math import (
+    clone_tensors,
+    global_norm,
+    mix_psf_,
+    psf_from_grads_,
+    tensor_norms,
+)
+from .base import FiniteCheck, TwoPassPolicy
+from .budget import RunLengthUnknownError, SAMBudget
+from .psf_statistics import PSFStatistics
 
 __all__ = ['ARSAMPolicy']
 
@@ -72,27 +49,6 @@ _TINY = 1e-12
 SCHEDULES = ('budget', 'relative', 'paper')
 REUSE_RULES = ('decay', 'scaled')
 DEFAULT_BUDGET = 0.2  # (1 + 0.2) / 2 = 0.6 of SAM's passes
-
-
-def _select(items: List, index: Optional[List[int]]) -> List:
-    return items if index is None else [items[i] for i in index]
-
-
-def _chronological(buf: Tensor, count: int) -> Tensor:
-    """The records of a ring buffer of capacity ``len(buf)``, oldest first."""
-    capacity = buf.numel()
-    if count <= capacity:
-        return buf[:count]
-    return torch.roll(buf, -(count % capacity))
-
-
-def _mean_relative_change(seq: Tensor) -> Tensor:
-    """Mean of ``(x[i+1] - x[i]) / x[i]``, clipped to [-1, 1]."""
-    if seq.numel() < 2:
-        return seq.new_zeros(())
-    prev = seq[:-1]
-    change = (seq[1:] - prev) / prev.abs().clamp_min(_TINY)
-    return change.mean().clamp(-1.0, 1.0)
 
 
 class ARSAMPolicy(TwoPassPolicy):
@@ -104,7 +60,11 @@ class ARSAMPolicy(TwoPassPolicy):
         warmup_epochs (int, optional): epochs that are all SAM (needs an
             epoch-based loop). At most one of the two may be set.
         beta (float): PSF mixing decay; reuse weights beta, beta^2, ...
-        max_reuse (int): one-pass iterations that mix the stored PSF.
+            (the authors': 0.7; 0.99, nearly no decay between two SAM
+            iterations, kept SAM's gain in every setting we tried, see
+            docs/benchmarks.md).
+        max_reuse (int): one-pass iterations that mix the stored PSF (the
+            authors': 6).
         a1 (float): gain on the relative change of ``||psf||/||g||``.
         a2 (float): gain on the relative change of the block variance of
             ``||psf||``.
@@ -114,8 +74,8 @@ class ARSAMPolicy(TwoPassPolicy):
         min_p (float): floor of the rate as a fraction of the window
             (``'relative'`` only; the rate never drops below 1 either).
         schedule (str): ``'budget'``, ``'relative'`` or ``'paper'`` (see
-            the module docstring). ``schedule='paper', warmup_epochs=3`` is the
-            authors' preset.
+            the module docstring). ``schedule='paper', warmup_epochs=3, beta=0.7,
+            max_reuse=6`` is the authors' preset.
         reference_iters (int): the run length the gains were set for
             (``'relative'`` only): 200 epochs of CIFAR at batch 128.
         budget (float, optional): share of the run's iterations with two
@@ -129,14 +89,12 @@ class ARSAMPolicy(TwoPassPolicy):
         seed (int): seed of the policy's own generator (same on all ranks).
     """
 
-    needs_first_grads = True
-
     def __init__(self,
                  window: int = 50,
                  warmup_iters: Optional[int] = None,
                  warmup_epochs: Optional[int] = None,
-                 beta: float = 0.7,
-                 max_reuse: int = 6,
+                 beta: float = 0.99,
+                 max_reuse: int = 100,
                  a1: float = 0.13,
                  a2: float = 0.13,
                  max_p: float = 0.8,
@@ -213,8 +171,8 @@ class ARSAMPolicy(TwoPassPolicy):
         # reference_iters / max_iters, set by every on_train_start (also
         # after a resume), so not part of the state dict.
         self.time_scale = 1.0
-        self.blocks = blocks
-        self.stat_layers = stat_layers
+        self.statistics = PSFStatistics(window, blocks, stat_layers,
+                                        full_histories_only=schedule != 'paper')
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.iteration = 0
@@ -227,46 +185,49 @@ class ARSAMPolicy(TwoPassPolicy):
         # The stored PSF tensors hold PSF * psf_scale (psf_from_grads_).
         self.psf: Optional[List[Optional[Tensor]]] = None
         self.psf_scale = 1.0
-        self.sam_grad_norm: Optional[Tensor] = None  # ||g|| at the last one
-        self._formed = None  # form_sam_step's result until on_sam_step
-        self.history: Dict[str, Optional[Tensor]] = dict(r=None, s=None, v=None)
-        self.counts = dict(r=0, s=0, v=0)
-        self._last: Dict[str, Tensor] = {}
         self._changes = dict(arsam_dr=0.0, arsam_dv=0.0)
+
+    @property
+    def counts(self) -> Dict[str, int]:
+        """Records made in each statistics history."""
+        return self.statistics.counts
+
+    def bind(self, num_params: int) -> None:
+        super().bind(num_params)
+        if self.psf is not None and len(self.psf) != num_params:
+            raise RuntimeError(
+                f'The resumed ARSAM state holds {len(self.psf)} PSF tensors '
+                f'but {num_params} parameters are perturbed now: the model, '
+                'paramwise_cfg or optim_wrapper.exclude changed since the '
+                'checkpoint was written.')
 
     # --------------------------------------------------------- schedule
     def on_train_start(self, max_iters, epoch_length=None):
         super().on_train_start(max_iters, epoch_length)
         if self.schedule == 'relative' and max_iters:
             self.time_scale = self.reference_iters / max_iters
-        if self.warmup_epochs is not None and epoch_length:
-            # An epoch is one pass over the train dataloader, whichever loop
-            # runs: under IterBasedTrainLoop the runtime epoch stays 0, so
-            # counting epochs would never end the warm-up.
+        if self.warmup_epochs is not None and not epoch_length:
+            raise RunLengthUnknownError(
+                f'ARSAM: optim_wrapper.warmup_epochs={self.warmup_epochs} '
+                'needs the iterations per epoch, which mmengine does not '
+                'publish for an iteration-based loop (IterBasedTrainLoop '
+                'reports max_epochs=1). Add custom_hooks=[dict(type='
+                "'SAMRunInfoHook')] (tools/train.py adds it), or set "
+                'optim_wrapper.warmup_iters instead.')
+        if self.warmup_epochs is not None:
             self.warmup_iters = self.warmup_epochs * epoch_length
             print_log(
                 f'ARSAM: warmup_epochs={self.warmup_epochs} is '
                 f'{self.warmup_iters} iterations ({epoch_length} per epoch).',
                 logger='current')
         if self.budget is not None and max_iters:
-            self.budget.start(max_iters)
-            if self.warmup_iters is not None and (
-                    self.warmup_iters > self.budget.total):
-                print_log(
-                    f'ARSAM: the warm-up ({self.warmup_iters} iterations) is '
-                    f'cut to the budget, {self.budget.total} two-pass '
-                    f'iterations of {max_iters} (budget='
-                    f'{self.budget.budget}).', logger='current')
-                self.warmup_iters = self.budget.total
-            print_log(
-                f'ARSAM: {self.budget.total} of {max_iters} iterations take '
-                f'two passes ({(1 + self.budget.total / max_iters) / 2:.2f}x '
-                f"SAM's passes), placement={self.budget.placement!r}.",
-                logger='current')
+            self.warmup_iters = self.budget.start(max_iters, self.warmup_iters)
 
-    def _in_warmup(self, epoch: int) -> bool:
-        if self.warmup_iters is None:  # no Runner told the epoch length
-            return epoch < self.warmup_epochs
+    def _in_warmup(self) -> bool:
+        if self.warmup_iters is None:
+            raise RunLengthUnknownError(
+                'ARSAM: warmup_epochs is converted to iterations at the '
+                'start of training (on_train_start), which has not run.')
         return self.iteration < self.warmup_iters
 
     def take_two_passes(self, epoch: int) -> bool:
@@ -275,7 +236,7 @@ class ARSAMPolicy(TwoPassPolicy):
         draw = float(torch.rand((), generator=self.generator))
         if self.budget is not None:
             return self._take_within_budget(epoch, draw)
-        in_warmup = self._in_warmup(epoch)
+        in_warmup = self._in_warmup()
         self.iteration += 1
         if in_warmup:
             return True
@@ -297,7 +258,7 @@ class ARSAMPolicy(TwoPassPolicy):
         budget = self.budget
         budget.require_run_length()
         iteration = self.iteration
-        in_warmup = self._in_warmup(epoch)
+        in_warmup = self._in_warmup()
         self.iteration += 1
         if budget.left <= 0:
             take = False
@@ -320,18 +281,9 @@ class ARSAMPolicy(TwoPassPolicy):
         return take
 
     def _schedule_changes(self):
-        """``(dr, dv)``: the mean relative changes of the ``r`` and ``v``
-        histories, clipped to [-1, 1] (one host sync, once per window)."""
-        changes = []
-        for key in ('r', 'v'):
-            buf = self.history[key]
-            if buf is None:
-                changes.append(torch.zeros(()))
-            else:
-                seq = _chronological(buf, self.counts[key])
-                changes.append(_mean_relative_change(seq).cpu())
-        # The one host sync of the schedule: once per window.
-        d_r, d_v = torch.stack(changes).tolist()
+        """``(dr, dv)`` of the statistics (one host sync, once per
+        window)."""
+        d_r, d_v = self.statistics.changes()
         self._changes = dict(arsam_dr=d_r, arsam_dv=d_v)
         return d_r, d_v
 
@@ -352,63 +304,36 @@ class ARSAMPolicy(TwoPassPolicy):
             return
         self.rate = min(max(rate, self.min_rate), self.max_rate)
 
-    # ---------------------------------------------------------- records
-    def _push(self, key: str, value: Tensor) -> None:
-        buf = self.history[key]
-        if buf is None:
-            buf = self.history[key] = value.new_zeros(self.window)
-        buf[self.counts[key] % self.window] = value
-        self.counts[key] += 1
-
-    def _record_statistics(self, psf_norms: Tensor, psf_scale,
-                           first_norms: Tensor) -> None:
-        # Per-tensor norms of the stored PSF and of g, in the gradients' own
-        # units (AMP: scaled alike), so ratios need no unscaling.
-        tail = -self.stat_layers
-        psf_tail = torch.linalg.vector_norm(psf_norms[tail:])
-        first_tail = torch.linalg.vector_norm(first_norms[tail:])
-        self._push('r', psf_tail / first_tail.clamp_min(_TINY))
-        unscale = abs(psf_scale)
-        self._push('s', psf_tail / unscale)
-        count = min(self.counts['s'], self.window)
-        per_block = count // self.blocks
-        # 'relative': block variances of a full history only; from a
-        # filling one they grow with the count, whatever the PSF does.
-        full = self.schedule == 'paper' or count == self.window
-        if per_block >= 2 and full:
-            values = torch.sort(self.history['s'][:count]).values
-            chunks = values[:per_block * self.blocks].view(self.blocks, -1)
-            self._push('v', chunks.var(dim=1, unbiased=False).mean())
-        psf_norm = torch.linalg.vector_norm(psf_norms)
-        first_norm = torch.linalg.vector_norm(first_norms)
-        self._last = dict(psf_norm=psf_norm / unscale,
-                          psf_ratio=psf_norm / first_norm.clamp_min(_TINY))
-        self.sam_grad_norm = first_norm / unscale
-
     # ------------------------------------------------ sam / reuse steps
-    def form_sam_step(self, first_grads, sam_grads, grad_scale, index,
-                      first_norms=None):
+    def keep_first_grads(self, grads, index):
+        # Into the stored PSF's own tensors when they match (the new PSF
+        # replaces the old one in place), else a fresh copy.
+        stored = pick(self.psf, index)
+        if stored is None or any(t is None for t in stored):
+            return clone_tensors(grads)
+        torch._foreach_copy_(stored, grads)
+        return stored
+
+    def on_sam_step(self, first_grads, sam_grads, grad_scale, index,
+                    first_norms, check: FiniteCheck) -> bool:
         if first_norms is None:
             first_norms = tensor_norms(first_grads)
-        # first_grads are the stored PSF tensors (first_grads_buffer) or a
-        # fresh copy: either way ours, so the PSF is formed in place.
+        # first_grads are ours (keep_first_grads): the PSF is formed there.
         psf, psf_scale = psf_from_grads_(first_grads, sam_grads, grad_scale)
         # One per-tensor norm pass over the PSF: the statistics' tail, the
         # logged norm, and (||g - g_s|| finite with a finite g) the glue's
         # finiteness check of g_s.
         psf_norms = tensor_norms(psf)
-        self._formed = (psf, psf_scale, psf_norms, first_norms)
-        return torch.linalg.vector_norm(psf_norms)
-
-    def on_sam_step(self, first_grads, sam_grads, grad_scale, index,
-                    first_norms=None):
-        if self._formed is None:
-            self.form_sam_step(first_grads, sam_grads, grad_scale, index,
-                               first_norms)
-        (psf, psf_scale, psf_norms, first_norms), self._formed = (
-            self._formed, None)
+        finite = False
+        try:
+            finite = check(torch.linalg.vector_norm(psf_norms))
+        finally:
+            if not finite:
+                self._drop_psf()
+        if not finite:
+            return False
         if index is None:
-            self.psf = psf
+            self.psf = list(psf)  # a foreach op may have returned a tuple
         else:
             if self.psf is None:
                 self.psf = [None] * self.num_params
@@ -424,7 +349,17 @@ class ARSAMPolicy(TwoPassPolicy):
         self.psf_scale = psf_scale
         self.reuse_count = 0
         self.coef = 1.0
-        self._record_statistics(psf_norms, psf_scale, first_norms)
+        self.statistics.record(psf_norms, first_norms, abs(psf_scale))
+        return True
+
+    def _drop_psf(self) -> None:
+        # A pass was not finite. The stored PSF may hold g now
+        # (keep_first_grads), finite or not: clear it and mix nothing until
+        # the next SAM iteration stores one.
+        if self.psf is not None:
+            torch._foreach_zero_([t for t in self.psf if t is not None])
+        self.reuse_count = self.max_reuse
+        self.coef = 0.0
 
     def stored_psf(self) -> Optional[List[Optional[Tensor]]]:
         """The stored PSF ``g_s - g`` in unscaled units (new tensors), for
@@ -433,21 +368,6 @@ class ARSAMPolicy(TwoPassPolicy):
             return None
         return [None if t is None else t / self.psf_scale for t in self.psf]
 
-    def first_grads_buffer(self, index):
-        if self.psf is None:
-            return None
-        stored = _select(self.psf, index)
-        return stored if all(t is not None for t in stored) else None
-
-    def on_sam_step_skipped(self):
-        self._formed = None
-        # The stored PSF may hold g now (first_grads_buffer), finite or not:
-        # clear it and mix nothing until the next SAM iteration stores one.
-        if self.psf is not None:
-            torch._foreach_zero_([t for t in self.psf if t is not None])
-        self.reuse_count = self.max_reuse
-        self.coef = 0.0
-
     def on_one_pass_step(self, grads, grad_scale, index):
         if self.psf is None or self.reuse_count >= self.max_reuse:
             self.coef = 0.0
@@ -455,15 +375,15 @@ class ARSAMPolicy(TwoPassPolicy):
         self.reuse_count += 1
         # beta ** k, not a running product: float drift could add a reuse.
         self.coef = self.beta**self.reuse_count
-        psf = _select(self.psf, index)
+        psf = pick(self.psf, index)
         if any(t is None for t in psf):
             keep = [i for i, t in enumerate(psf) if t is not None]
-            grads, psf = _select(grads, keep), _select(psf, keep)
+            grads, psf = pick(grads, keep), pick(psf, keep)
         if self.reuse == 'scaled':
             # ||g|| now (the gradients' units) over ||g_sam|| (unscaled):
             # the loss scale of g and of the mixed term cancel.
             factor = self.coef * global_norm(grads).clamp_min(_TINY) / (
-                self.sam_grad_norm.clamp_min(_TINY) * self.psf_scale)
+                self.statistics.grad_norm.clamp_min(_TINY) * self.psf_scale)
         elif grad_scale is None and not isinstance(self.psf_scale, Tensor):
             mix_psf_(grads, psf, self.coef, grad_scale, self.psf_scale)
             return
@@ -480,7 +400,7 @@ class ARSAMPolicy(TwoPassPolicy):
         torch._foreach_add_(grads, psf)
 
     def log_scalars(self) -> Dict[str, object]:
-        scalars = dict(self._last)
+        scalars = dict(self.statistics.last)
         scalars.update(self._changes)
         scalars.update(
             arsam_rate=self.rate / self.window, psf_coef=self.coef)
@@ -498,13 +418,10 @@ class ARSAMPolicy(TwoPassPolicy):
             coef=self.coef,
             psf=self.psf,
             psf_scale=self.psf_scale,
-            sam_grad_norm=self.sam_grad_norm,
             budget=None if self.budget is None else self.budget.state_dict(),
-            history=dict(self.history),
-            counts=dict(self.counts),
-            last=dict(self._last),
             changes=dict(self._changes),
-            generator=self.generator.get_state())
+            generator=self.generator.get_state(),
+            **self.statistics.state_dict())
 
     def load_state_dict(self, state: dict, device=None) -> None:
 
@@ -522,11 +439,8 @@ class ARSAMPolicy(TwoPassPolicy):
         psf_scale = state.get('psf_scale', 1.0)
         self.psf_scale = to_device(psf_scale) if isinstance(
             psf_scale, Tensor) else psf_scale
-        self.sam_grad_norm = to_device(state.get('sam_grad_norm'))
         if self.budget is not None and state.get('budget') is not None:
             self.budget.load_state_dict(state['budget'])
-        self.history = {k: to_device(v) for k, v in state['history'].items()}
-        self.counts = dict(state['counts'])
-        self._last = {k: to_device(v) for k, v in state['last'].items()}
+        self.statistics.load_state_dict(state, to_device)
         self._changes = dict(state.get('changes', self._changes))
         self.generator.set_state(state['generator'])

@@ -2,41 +2,66 @@
 
 A *policy* answers two questions the optimizer wrapper does not: which
 iterations take the second (perturbed) pass, and what to do with the
-gradient of the one-pass iterations. The wrapper calls, per iteration:
+gradient of the one-pass iterations. The glue never reads a policy's
+attributes; it only makes these calls.
 
-1. :meth:`take_two_passes` before the forward (DDP must know then); a
+Once per run:
+
+* :meth:`bind` when the glue knows how many tensors it perturbs;
+* :meth:`on_train_start` with the run's length at its first iteration
+  (resume included).
+
+Per optimizer step (one accumulation cycle):
+
+1. :meth:`take_two_passes`, before the forward (DDP must know then). A
    policy that can only decide from the first-pass gradient returns
-   ``None`` there and answers :meth:`decide_after_first_pass` instead
-   (its first pass is then always all-reduced under DDP);
-2. either :meth:`on_sam_step` with the first-pass gradients ``g`` (only if
-   :attr:`needs_first_grads`) and the perturbed-pass gradients ``g_s``,
-   or :meth:`on_one_pass_step` with ``g``, which it may edit in place.
+   ``None`` and answers :meth:`decide_after_first_pass` after the first
+   backward instead (its first pass is then always all-reduced).
+2. A one-pass step: :meth:`on_one_pass_step` with ``g``, which it may edit
+   in place before the base optimizer steps.
+3. A two-pass (SAM) step, after the first backward:
 
-Gradients arrive as lists aligned with the wrapper's perturbed parameters;
-``index`` lists the positions present when some parameters got no
-gradient this iteration (``None`` when all did).
+   a. :meth:`keep_first_grads` with ``g``: the policy keeps a copy of the
+      tensors it needs (or None); the glue averages that copy over ranks
+      under local SAM, then runs the perturbed pass;
+   b. :meth:`on_sam_step` with the kept copy and ``g_s``. It calls
+      ``check(norm)`` once, before it changes any of its state: ``norm``
+      is a norm it computed on the way that is finite only if ``g_s`` is
+      (or None, and the glue reads ``g_s``). ``check`` returns False, or
+      raises, when a pass was not finite; the policy then keeps its state
+      as it was (and drops what :meth:`keep_first_grads` may have written
+      into it) and returns False.
+
+A policy holds no state between two calls of one step: what passes from
+one call to the next goes through the glue (the kept copy, ``check``).
+
+Gradients arrive as lists aligned with the wrapper's perturbed
+parameters; ``index`` lists the positions present when some parameters
+got no gradient this step (``None`` when all did). Under AMP they carry
+the loss scale ``grad_scale`` (a 0-dim tensor; None in fp32).
 """
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from torch import Tensor
 
-__all__ = ['TwoPassPolicy', 'AlwaysSAMPolicy']
+__all__ = ['TwoPassPolicy', 'AlwaysSAMPolicy', 'FiniteCheck']
+
+#: ``check(norm) -> bool`` (see the module docstring).
+FiniteCheck = Callable[[Optional[Tensor]], bool]
 
 
 class TwoPassPolicy:
     """Base class: subclasses override what their method changes."""
 
-    #: whether :meth:`on_sam_step` needs ``g`` (costs a gradient copy).
-    needs_first_grads: bool = False
-
     def bind(self, num_params: int) -> None:
-        """Called once the wrapper knows how many tensors it perturbs."""
+        """Called once the wrapper knows how many tensors it perturbs;
+        raises if a resumed state does not fit them."""
         self.num_params = num_params
 
     def on_train_start(self, max_iters: int,
                        epoch_length: Optional[int] = None) -> None:
-        """Called with the run's length (for schedules over training) and,
-        under an mmengine Runner, the batches per epoch."""
+        """The run's length in optimizer steps and, where known, the steps
+        per epoch (one pass over the train dataloader)."""
         self.max_iters = max_iters
 
     def take_two_passes(self, epoch: int) -> Optional[bool]:
@@ -47,40 +72,23 @@ class TwoPassPolicy:
         """Only for policies whose :meth:`take_two_passes` said ``None``."""
         raise NotImplementedError
 
+    def keep_first_grads(self, grads: List[Tensor],
+                         index: Optional[List[int]]) -> Optional[List[Tensor]]:
+        """A copy of ``g`` that :meth:`on_sam_step` will need, or None
+        (default: the policy needs none)."""
+        return None
+
     def on_sam_step(self, first_grads: Optional[List[Tensor]],
                     sam_grads: List[Tensor], grad_scale: Optional[Tensor],
                     index: Optional[List[int]],
-                    first_norms: Optional[Tensor] = None) -> None:
-        """Record what later one-pass iterations reuse. ``first_norms``,
-        when the glue has them, are the per-tensor norms of ``first_grads``
-        (a 1-D tensor, same units), so the policy need not read ``g`` again.
-        """
-
-    def form_sam_step(self, first_grads: Optional[List[Tensor]],
-                      sam_grads: List[Tensor], grad_scale: Optional[Tensor],
-                      index: Optional[List[int]],
-                      first_norms: Optional[Tensor] = None
-                      ) -> Optional[Tensor]:
-        """The part of :meth:`on_sam_step` that may run before the glue has
-        checked the perturbed pass for inf/NaN: it may write only into the
-        tensors it lent (:meth:`first_grads_buffer`), never into its state.
-        Returns a norm it computed on the way that is finite only if
-        ``sam_grads`` are (given finite ``first_grads``), so the check need
-        not read ``g_s`` again; None (the default): the glue reads it.
-        :meth:`on_sam_step` (finite) or :meth:`on_sam_step_skipped`
-        follows, with the same arguments."""
-        return None
-
-    def first_grads_buffer(
-            self, index: Optional[List[int]]) -> Optional[List[Tensor]]:
-        """Tensors the glue may copy ``g`` into for :meth:`on_sam_step`
-        (aligned with the gradients, ``index`` as there), or None for a
-        fresh copy. Only asked when :attr:`needs_first_grads`."""
-        return None
-
-    def on_sam_step_skipped(self) -> None:
-        """The perturbed pass was not finite: :meth:`on_sam_step` is not
-        called for this iteration (a lent buffer may hold ``g`` now)."""
+                    first_norms: Optional[Tensor],
+                    check: FiniteCheck) -> bool:
+        """Record what later one-pass steps reuse, once ``check`` passed.
+        ``first_grads``: what :meth:`keep_first_grads` returned;
+        ``first_norms``: the per-tensor norms of ``g`` (a 1-D tensor in the
+        same units) when the glue has them, else None. Returns whether the
+        step was finite."""
+        return check(None)
 
     def on_one_pass_step(self, grads: List[Tensor],
                          grad_scale: Optional[Tensor],

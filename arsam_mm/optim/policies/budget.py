@@ -31,6 +31,8 @@ Placements (weights at run progress ``t`` in [0, 1)):
 import math
 from typing import Optional
 
+from mmengine.logging import print_log
+
 from .._checks import config_error
 
 __all__ = ['SAMBudget', 'RunLengthUnknownError', 'PLACEMENTS']
@@ -73,10 +75,22 @@ class SAMBudget:
         self.log_weight = 0.0
         self.credit = 0.0
 
-    def start(self, max_iters: int) -> None:
-        """The run's length (every train start, resume included)."""
+    def start(self, max_iters: int, warmup_iters: int) -> int:
+        """The run's length (every train start, resume included); returns
+        the warm-up, cut to the budget if it is longer."""
         self.max_iters = max_iters
         self.total = int(math.floor(self.budget * max_iters))
+        if warmup_iters > self.total:
+            print_log(
+                f'ARSAM: the warm-up ({warmup_iters} iterations) is cut to '
+                f'the budget, {self.total} two-pass iterations of '
+                f'{max_iters} (budget={self.budget}).', logger='current')
+            warmup_iters = self.total
+        print_log(
+            f'ARSAM: {self.total} of {max_iters} iterations take two passes '
+            f"({(1 + self.total / max_iters) / 2:.2f}x SAM's passes), "
+            f'placement={self.placement!r}.', logger='current')
+        return warmup_iters
 
     def require_run_length(self) -> None:
         if self.max_iters is None:

@@ -1,5 +1,5 @@
-"""Schedules and reuse rules of the peer fast-SAM methods (ALGORITHM.md
-section 4), the baselines ARSAM is compared against. Each is a policy
+"""Schedules and reuse rules of the peer fast-SAM methods (docs/algorithms.md,
+"Peers"), the baselines ARSAM is compared against. Each is a policy
 over the same SAM glue and math; only *when* and *what is reused* differ.
 
 * LookSAM: Liu et al., "Towards Efficient and Scalable Sharpness-Aware
@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 
 from .._checks import check_number
-from ..sam_math import global_norm
+from ..sam_math import clone_tensors, global_norm
 from .base import TwoPassPolicy
 
 __all__ = ['LookSAMPolicy', 'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy']
@@ -48,8 +48,6 @@ class LookSAMPolicy(TwoPassPolicy):
         alpha (float): weight of the reused direction (paper: 0.7).
     """
 
-    needs_first_grads = True
-
     def __init__(self, k: int = 5, alpha: float = 0.7):
         check_number('k', k, integer=True, low=1)
         check_number('alpha', alpha)
@@ -62,11 +60,16 @@ class LookSAMPolicy(TwoPassPolicy):
         self.iteration += 1
         return take
 
+    def keep_first_grads(self, grads, index):
+        return clone_tensors(grads)
+
     def on_sam_step(self, first_grads, sam_grads, grad_scale, index,
-                    first_norms=None):
+                    first_norms, check):
         if index is not None:
             raise RuntimeError('LookSAM needs a gradient for every perturbed '
                                'parameter; exclude the unused ones.')
+        if not check(None):
+            return False
         first_norm = (global_norm(first_grads) if first_norms is None else
                       torch.linalg.vector_norm(first_norms))
         # g_v = g_s - (<g_s, g> / ||g||^2) g, kept as a unit vector so that
@@ -77,6 +80,7 @@ class LookSAMPolicy(TwoPassPolicy):
                                                                coef))
         torch._foreach_div_(g_v, global_norm(g_v).clamp_min(_TINY))
         self.direction = g_v
+        return True
 
     def on_one_pass_step(self, grads, grad_scale, index):
         if self.direction is None or index is not None:

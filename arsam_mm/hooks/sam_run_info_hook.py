@@ -1,0 +1,58 @@
+"""``SAMRunInfoHook``: what a SAM-family wrapper cannot see by itself.
+
+* At ``before_train`` it publishes the iterations per epoch (the length of
+  the train dataloader) in the message hub, so that ``warmup_epochs``
+  means whole passes over the data under an ``IterBasedTrainLoop`` too
+  (mmengine publishes ``max_iters`` itself; ``arsam_mm/optim/run_info.py``).
+* At ``after_train`` it logs one summary line: the last validation
+  metrics, the share of two-pass iterations and the cost in SAM's passes.
+
+``tools/train.py`` adds it to every run; with an upstream training script
+add it to the config::
+
+    custom_hooks = [dict(type='SAMRunInfoHook')]
+"""
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.registry import HOOKS
+
+from ..optim.run_info import EPOCH_LENGTH_KEY
+
+__all__ = ['SAMRunInfoHook', 'run_summary']
+
+
+def run_summary(runner) -> dict:
+    """Last validation metrics and SAM statistics of ``runner``."""
+    summary = {
+        key[len('val/'):]: buffer.current()
+        for key, buffer in runner.message_hub.log_scalars.items()
+        if key.startswith('val/') and key not in ('val/time', 'val/data_time')
+    }
+    wrapper = runner.optim_wrapper
+    if getattr(wrapper, 'total_iters', 0):
+        rate = wrapper.sam_iters / wrapper.total_iters
+        summary.update(sam_rate=rate, sam_iters=wrapper.sam_iters,
+                       iters=wrapper.total_iters,
+                       passes_vs_sam=(1 + rate) / 2)
+    return summary
+
+
+@HOOKS.register_module()
+class SAMRunInfoHook(Hook):
+    """Publish the epoch length; log the end-of-run summary."""
+
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner) -> None:
+        try:
+            length = len(runner.train_dataloader)
+        except TypeError:  # a dataloader without a length
+            return
+        runner.message_hub.update_info(EPOCH_LENGTH_KEY, length)
+
+    def after_train(self, runner) -> None:
+        summary = run_summary(runner)
+        text = ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else
+                         f'{k}={v}' for k, v in summary.items())
+        print_log(f'arsam_mm summary: {text}', logger='current')
+        runner.message_hub.update_info('arsam_mm/summary', summary)

@@ -1,0 +1,194 @@
+"""Which parameters a SAM-family wrapper perturbs, and by how much.
+
+One component for every wrapper that moves the weights before a pass
+(SAM and its fast variants, MSAM), so that they agree on:
+
+* ``exclude``: regexes over parameter names that are never perturbed;
+* quantizer step sizes (``lsq_step`` parameters of ``FakeQuantHook``),
+  never perturbed (SAQ, Liu et al. 2021);
+* per-group ``rho``: it lives in the optimizer's param groups, as ``lr``
+  does, so ``paramwise_cfg.custom_keys`` set it per group and mmengine's
+  parameter schedulers (``param_name='rho'``) drive it; ``rho = 0`` leaves
+  a group untouched;
+* ASAM's ``T = |w| + eta`` on weights only (the official ASAM code's
+  ``'weight' in name``);
+* SAQ routing: layers in ``perturb_quantized`` mode get their share of the
+  perturbation as ``quantized_weight_offset`` (``arsam_mm/quant``).
+"""
+import re
+from typing import List, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_number, config_error
+from .sam_math import sam_perturbation
+
+__all__ = ['PerturbedParams', 'pick']
+
+
+def pick(items: Optional[list], index: Optional[List[int]]) -> Optional[list]:
+    """``items`` at ``index`` (all of them when ``index`` is None)."""
+    if items is None or index is None:
+        return items
+    return [items[i] for i in index]
+
+
+def compile_patterns(exclude) -> List['re.Pattern']:
+    if exclude is None:
+        return []
+    patterns = [exclude] if isinstance(exclude, str) else exclude
+    if not isinstance(patterns, (list, tuple)) or not all(
+            isinstance(p, str) for p in patterns):
+        raise config_error(
+            'exclude', f'must be a regex or a list of regexes, got '
+            f'{exclude!r}', "E.g. exclude=['bn', r'\\.bias$'].")
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as error:
+            raise config_error(
+                'exclude', f'{pattern!r} is not a valid regex ({error})',
+                'Escape special characters such as [ ( . with a '
+                'backslash.') from None
+    return compiled
+
+
+def put_rho_in_param_groups(optimizer, rho: float) -> None:
+    """``rho`` becomes the value of every param group that sets none, of
+    groups added later and of mmengine's ``base_param_settings`` (which
+    ``OptimWrapper.__init__`` copies from ``optimizer.defaults``): call it
+    before ``OptimWrapper.__init__``."""
+    optimizer.defaults.setdefault('rho', rho)
+    for i, group in enumerate(optimizer.param_groups):
+        group.setdefault('rho', rho)
+        check_number(f'paramwise_cfg (param group {i}) rho', group['rho'],
+                     low=0)
+
+
+class PerturbedParams:
+    """The perturbed subset of an optimizer's parameters.
+
+    Args:
+        exclude (str | list[str], optional): regexes over parameter names
+            (as in ``model.named_parameters()``) never perturbed.
+    """
+
+    def __init__(self,
+                 exclude: Optional[Union[str, Sequence[str]]] = None):
+        self.exclude = compile_patterns(exclude)
+        self.params: List[nn.Parameter] = []  # every trainable parameter
+        self.perturbed: List[nn.Parameter] = []
+        self.asam_scaled: List[bool] = []
+        self.saq_layers: List[nn.Module] = []
+        self._quantized_layers: Optional[list] = None
+        self._group_of: List[int] = []
+        self._rho_key: Optional[list] = None
+
+    def select(self, model: nn.Module, optimizer) -> None:
+        """Split ``optimizer``'s trainable parameters of ``model`` (the
+        inner, unwrapped model). Refuses an ``exclude`` that leaves
+        nothing to perturb."""
+        names = {id(p): n for n, p in model.named_parameters()}
+        params = [
+            p for group in optimizer.param_groups for p in group['params']
+            if p.requires_grad
+        ]
+        perturbed = [
+            p for p in params if not getattr(p, 'lsq_step', False)
+            and not any(r.search(names.get(id(p), '')) for r in self.exclude)
+        ]
+        if not perturbed:
+            raise config_error(
+                'exclude', 'matches every trainable parameter',
+                'Narrow the regexes so that some parameters are perturbed.')
+        self.params, self.perturbed = params, perturbed
+        self.asam_scaled = [
+            'weight' in names.get(id(p), 'weight') for p in perturbed
+        ]
+        group_of = {id(p): i for i, group in enumerate(
+            optimizer.param_groups) for p in group['params']}
+        self._group_of = [group_of[id(p)] for p in perturbed]
+        self._rho_key = None
+        saq = {id(m.weight): m for m in model.modules()
+               if getattr(m, 'perturb_quantized', False)}
+        self.saq_layers = list(saq.values())
+        self._quantized_layers = ([saq.get(id(p)) for p in perturbed]
+                                  if self.saq_layers else None)
+
+    def set_on_saq_layers(self, name: str, value) -> None:
+        for layer in self.saq_layers:
+            setattr(layer, name, value)
+
+    def with_grads(self):
+        """``(params, grads, index)`` of the perturbed parameters that have
+        a gradient; ``index`` lists their positions, None when all do."""
+        params = self.perturbed
+        grads = [p.grad for p in params]
+        if all(g is not None for g in grads):
+            return params, grads, None
+        index = [i for i, g in enumerate(grads) if g is not None]
+        return [params[i] for i in index], [grads[i] for i in index], index
+
+    def group_rhos(self, optimizer, index=None) -> Union[float, List[float]]:
+        """This step's rho of each perturbed tensor (``index`` as in
+        :meth:`with_grads`), or one float when all share it. The
+        per-tensor list is rebuilt only when a group's rho changed."""
+        key = [group['rho'] for group in optimizer.param_groups]
+        if key != self._rho_key:
+            self._rho_key = key
+            per_tensor = [key[g] for g in self._group_of]
+            self._rho_uniform = (per_tensor[0]
+                                 if len(set(per_tensor)) == 1 else None)
+            self._rho_per_tensor = per_tensor
+        if self._rho_uniform is not None:
+            return self._rho_uniform
+        return pick(self._rho_per_tensor, index)
+
+    def perturbation(self, optimizer, params, directions, index=None, *,
+                     sign: float = 1.0, eps: float = 1e-12,
+                     adaptive: bool = False, eta: float = 0.01,
+                     norm: Optional[Tensor] = None):
+        """``e = sign * rho * d / ||d||`` (ASAM's form when ``adaptive``)
+        for the latent weights it applies to, as ``(params, e)``; SAQ
+        layers get theirs as ``quantized_weight_offset``.
+
+        ``directions`` are aligned with ``params`` (``index`` as in
+        :meth:`with_grads`). One global norm over every tensor with
+        ``rho > 0``; each tensor's share of ``e`` scales with its group's
+        rho. ``norm``: ``||d||`` if the caller has it.
+        """
+        scaled = pick(self.asam_scaled, index) if adaptive else None
+        layers = pick(self._quantized_layers, index)
+        if layers is not None:
+            norm = None
+            # dL/dQ(w) where the layer ran (a frozen/unused one: dL/dw).
+            directions = [
+                d if layer is None or layer.quantized_weight_grad is None
+                else layer.quantized_weight_grad
+                for layer, d in zip(layers, directions)
+            ]
+        rhos = self.group_rhos(optimizer, index)
+        if isinstance(rhos, list):
+            norm = None
+            active = [i for i, rho in enumerate(rhos) if rho > 0]
+            params, directions = pick(params, active), pick(directions, active)
+            scaled, layers = pick(scaled, active), pick(layers, active)
+            rhos = pick(rhos, active)
+        perturbation, _ = sam_perturbation(
+            params, directions, sign * (1.0 if isinstance(rhos, list) else
+                                        rhos), eps, adaptive, eta, scaled,
+            norm)
+        if isinstance(rhos, list):
+            torch._foreach_mul_(perturbation, rhos)
+        if layers is None:
+            return params, perturbation
+        latent, latent_e = [], []
+        for p, e, layer in zip(params, perturbation, layers):
+            if layer is not None:
+                layer.quantized_weight_offset = e
+            else:
+                latent.append(p)
+                latent_e.append(e)
+        return latent, latent_e

@@ -1,0 +1,74 @@
+"""The mmengine and torch internals the two-pass step relies on (each is
+listed in docs/design.md, "mmengine internals we rely on"). A test here
+fails when an upgrade changes one of them, before the wrappers misbehave.
+"""
+import copy
+import inspect
+
+import pytest
+import torch
+from conftest import build_segmentor
+from mmengine.optim import AmpOptimWrapper, OptimWrapper, build_optim_wrapper
+
+from arsam_mm.optim import AmpSAMOptimWrapper
+from arsam_mm.optim.amp import grad_scale_of
+
+
+def test_backward_counts_micro_batches_in_inner_count():
+    model = build_segmentor()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    assert wrapper._inner_count == 0
+    loss = sum(p.sum() for p in model.parameters())
+    wrapper.backward(loss)
+    # The second pass undoes exactly this increment.
+    assert wrapper._inner_count == 1
+
+
+def test_accumulative_counts_is_kept_in_a_private_attribute():
+    model = build_segmentor()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1),
+                           accumulative_counts=3)
+    assert wrapper._accumulative_counts == 3
+
+
+def test_run_forward_takes_a_preprocessed_batch(seg_batches):
+    """The second forward reuses the recorded preprocessed batch through
+    ``_run_forward(data, mode='loss')``, as ``train_step`` calls it."""
+    model = build_segmentor()
+    params = inspect.signature(type(model)._run_forward).parameters
+    assert list(params)[1:] == ['data', 'mode']
+    data = model.data_preprocessor(copy.deepcopy(seg_batches[0]), True)
+    losses = model._run_forward(data, mode='loss')
+    assert set(losses) and all(k.startswith(('decode', 'aux'))
+                                for k in losses)
+
+
+def test_grad_scaler_keeps_its_scale_on_the_device():
+    scaler = torch.amp.GradScaler('cpu', init_scale=1024.0)
+    scaler.scale(torch.ones(()))  # the scale tensor exists after first use
+    scale = grad_scale_of(scaler)
+    assert isinstance(scale, torch.Tensor) and scale.item() == 1024.0
+    assert scaler.get_scale() == 1024.0
+
+
+def test_amp_wrapper_parses_loss_scale_as_we_repeat_it():
+    """AmpOnAnyDevice repeats AmpOptimWrapper.__init__'s branches for
+    loss_scale ('dynamic', float, dict, else TypeError)."""
+    source = inspect.getsource(AmpOptimWrapper.__init__)
+    for branch in ("loss_scale == 'dynamic'", 'isinstance(loss_scale, float)',
+                   'self._scale_update_param = loss_scale',
+                   'isinstance(loss_scale, dict)', 'scaler_type(**loss_scale)',
+                   'raise TypeError'):
+        assert branch in source, branch
+    model = build_segmentor()
+    for loss_scale, scale in (('dynamic', 2.0**16), (512.0, 512.0),
+                              (dict(init_scale=64.0), 64.0)):
+        wrapper = build_optim_wrapper(model, dict(
+            type='AmpSAMOptimWrapper', loss_scale=loss_scale,
+            optimizer=dict(type='SGD', lr=0.01)))
+        assert isinstance(wrapper, AmpSAMOptimWrapper)
+        assert wrapper.loss_scaler.get_scale() == scale
+    with pytest.raises(TypeError, match='loss_scale'):
+        build_optim_wrapper(model, dict(
+            type='AmpSAMOptimWrapper', loss_scale='static',
+            optimizer=dict(type='SGD', lr=0.01)))

@@ -1,0 +1,126 @@
+"""Share of SAM's gain kept against cost, across settings.
+
+    python tools/gain_frontier.py NAME=OUT_DIR ... [--line LABEL=m1,m2,...]
+        [--png frontier.png] [--markdown]
+
+Each ``OUT_DIR`` is the ``--out`` of one ``tools/benchmark.py`` run with
+``sgd`` and ``sam`` among its methods (one setting: a data set, noise rate,
+length, rho); ``NAME`` labels it. For every method of every setting it
+prints the share of SAM's gain kept, ``(acc - acc_SGD) / (acc_SAM -
+acc_SGD)`` per seed (mean +- std, on the split the run reported: test with
+``--test``), next to its forward/backward passes relative to SAM's, and
+each method's worst setting. ``--line`` joins methods into one curve on
+the plot (e.g. one wrapper at several budgets). Writes one panel per
+setting: gain kept against passes.
+"""
+import argparse
+import json
+import os.path as osp
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('runs', nargs='+', metavar='NAME=OUT_DIR')
+    parser.add_argument('--line', action='append', default=[],
+                        metavar='LABEL=m1,m2,...')
+    parser.add_argument('--png', default='frontier.png')
+    parser.add_argument('--markdown', action='store_true',
+                        help='print the table as markdown')
+    return parser.parse_args()
+
+
+def load(out_dir):
+    """``(split, metric, {method: row})`` of one benchmark run."""
+    with open(osp.join(out_dir, 'results.json')) as f:
+        results = json.load(f)
+    rows = results['summary']
+    sam_passes = rows['sam']['forwards'] + rows['sam']['backwards']
+    for row in rows.values():
+        row['passes_vs_sam'] = (row['forwards'] + row['backwards']) / (
+            sam_passes)
+    return results['split'], results['metric'], rows
+
+
+def table(settings, markdown):
+    methods = list(dict.fromkeys(m for _, rows in settings.values()
+                                 for m in rows))
+    names = list(settings)
+    header = ['method'] + [f'{n}: gain kept (passes)' for n in names] + [
+        'worst']
+    lines = []
+    for method in methods:
+        cells, kept = [method], []
+        for name in names:
+            row = settings[name][1].get(method)
+            if row is None or 'gain_kept_mean' not in row:
+                cells.append('')
+                continue
+            kept.append(row['gain_kept_mean'])
+            cells.append(f"{row['gain_kept_mean']:.2f} +- "
+                         f"{row['gain_kept_std']:.2f} "
+                         f"({row['passes_vs_sam']:.2f}x)")
+        cells.append(f'{min(kept):.2f}' if kept and method not in (
+            'sgd', 'sam') else '')
+        lines.append(cells)
+    if markdown:
+        out = ['| ' + ' | '.join(header) + ' |',
+               '|' + ' --- |' * len(header)]
+        out += ['| ' + ' | '.join(c) + ' |' for c in lines]
+    else:
+        widths = [max(len(r[i]) for r in [header] + lines)
+                  for i in range(len(header))]
+        out = ['  '.join(c.ljust(w) for c, w in zip(r, widths))
+               for r in [header] + lines]
+    return '\n'.join(out)
+
+
+def plot(settings, curves, png):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(settings), squeeze=False,
+                             figsize=(4.2 * len(settings), 3.8))
+    for ax, (name, (split, _, rows)) in zip(axes[0], settings.items()):
+        joined = set()
+        for label, members in curves.items():
+            pts = sorted((rows[m]['passes_vs_sam'], rows[m]['gain_kept_mean'],
+                          rows[m]['gain_kept_std'])
+                         for m in members if m in rows)
+            if pts:
+                xs, ys, es = zip(*pts)
+                ax.errorbar(xs, ys, yerr=es, marker='o', capsize=3,
+                            label=label)
+                joined.update(members)
+        for method, row in rows.items():
+            if method in joined or 'gain_kept_mean' not in row:
+                continue
+            ax.errorbar(row['passes_vs_sam'], row['gain_kept_mean'],
+                        yerr=row['gain_kept_std'], fmt='s', capsize=3,
+                        label=method)
+        ax.axhline(0.9, color='grey', ls=':', lw=1)
+        ax.set_title(f'{name} ({split})')
+        ax.set_xlabel("passes / SAM's")
+        ax.set_ylabel("share of SAM's gain kept")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+
+
+def main():
+    args = parse_args()
+    settings = {}
+    for spec in args.runs:
+        name, out_dir = spec.split('=', 1)
+        settings[name] = load(out_dir)
+    curves = {}
+    for spec in args.line:
+        label, members = spec.split('=', 1)
+        curves[label] = members.split(',')
+    print(table({n: (s[0], s[2]) for n, s in settings.items()},
+                args.markdown))
+    plot(settings, curves, args.png)
+    print(f'plot: {args.png}')
+
+
+if __name__ == '__main__':
+    main()
