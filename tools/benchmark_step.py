@@ -7,8 +7,9 @@
 Rows: plain SGD (mmengine ``OptimWrapper``); a hand-written foreach SAM
 loop (what a user would write without us); ``SAMOptimWrapper``; an ARSAM
 one-pass (reuse) iteration that mixes the stored PSF, with the default
-``reuse='decay'`` and with ``reuse='scaled'``; an ARSAM SAM iteration. The methods run interleaved, round after round, and the table
-reports medians and ratios (machines are shared: read the ratios).
+``reuse='decay'`` and with ``reuse='scaled'``; an ARSAM SAM iteration.
+The methods run interleaved, round after round, and the table reports
+medians and ratios (machines are shared: read the ratios).
 
 ``--synthetic`` times the config's real input size without its data set:
 one random batch shaped like the training crop (mmseg: ``crop_size``;
