@@ -59,7 +59,7 @@ def _assert_close(a, b, rtol=1e-5, atol=1e-6):
 _WRAPPERS = {
     'SAM': dict(type='SAMOptimWrapper', rho=0.05),
     'ARSAM': dict(type='ARSAMOptimWrapper', rho=0.05, window=2,
-                  warmup_iters=1, max_reuse=2, seed=3),
+                  warmup_iters=1, max_reuse=2, budget=0.6, seed=3),
     'LookSAM': dict(type='LookSAMOptimWrapper', rho=0.05, k=2),
     'AE-SAM': dict(type='AESAMOptimWrapper', rho=0.05, lambda2=3.0),
     'MSAM': dict(type='MSAMOptimWrapper', rho=0.3),

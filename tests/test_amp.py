@@ -12,16 +12,20 @@ from mmengine.optim import build_optim_wrapper
 
 
 def _wrapper(model, type_name, **kwargs):
-    return build_optim_wrapper(model, dict(
+    """A wrapper told, as a Runner tells it, that the run is 100 long."""
+    wrapper = build_optim_wrapper(model, dict(
         type=type_name, rho=0.05, optimizer=dict(type='SGD', lr=0.01),
         **kwargs))
+    wrapper.initialize_count_status(model, 0, 100)
+    return wrapper
 
 
 def test_amp_arsam_trains_with_a_runner(tmp_path, shapes_root):
     runner = make_runner(
         tmp_path, build_segmentor(), shapes_root,
         dict(type='AmpARSAMOptimWrapper', rho=0.05, window=3, warmup_iters=2,
-             loss_scale='dynamic', optimizer=dict(type='SGD', lr=0.01)), 8)
+             budget=0.5, loss_scale='dynamic',
+             optimizer=dict(type='SGD', lr=0.01)), 8)
     runner.train()
     wrapper = runner.optim_wrapper
     assert isinstance(wrapper.loss_scaler, torch.amp.GradScaler)

@@ -14,10 +14,12 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
         sys.executable, osp.join(ROOT, 'tools', 'benchmark.py'),
         osp.join(ROOT, 'configs', 'demo', 'fcn_r18_shapes_arsam.py'),
         '--iters', '6', '--seeds', '0', '--methods', 'sgd', 'sam', 'arsam',
-        'looksam', 'msam', 'periodic_eq', '--embedded-data', '--test',
-        '--out', str(out), '--cfg-options', 'train_dataloader.batch_size=2',
-        'arsam:optim_wrapper.window=2', 'arsam:optim_wrapper.warmup_iters=2',
-        'looksam:optim_wrapper.k=3', 'msam:optim_wrapper.rho=0.3'
+        'a2=arsam', 'looksam', 'msam', 'periodic_eq', '--embedded-data',
+        '--test', '--out', str(out), '--cfg-options',
+        'train_dataloader.batch_size=2', 'arsam:optim_wrapper.window=2',
+        'arsam:optim_wrapper.warmup_iters=2', 'arsam:optim_wrapper.budget=0.5',
+        'a2:optim_wrapper.budget=0.34', 'looksam:optim_wrapper.k=3',
+        'msam:optim_wrapper.rho=0.3'
     ]
     subprocess.run(cmd, check=True, cwd=str(tmp_path))
     results = json.loads((out / 'results.json').read_text())
@@ -26,8 +28,11 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     assert rows['sam']['forwards'] == 12 and rows['sam']['backwards'] == 12
     assert rows['looksam']['forwards'] == 8  # SAM at iterations 0 and 3
     arsam = rows['arsam']
-    assert 8 <= arsam['forwards'] < 12  # warm-up 2, then adaptive
+    assert arsam['forwards'] == 9  # the budget: 0.5 of 6, warm-up included
     assert arsam['forwards'] == 6 + round(arsam['sam_rate'] * 6)
+    # A labelled variant (LABEL=METHOD) runs with its own options.
+    assert rows['a2']['forwards'] == 8  # floor(0.34 * 6) = 2 SAM iterations
+    assert (out / 'a2_seed0.json').exists()
     assert rows['msam']['forwards'] == 6  # SGD's cost
     # Equal budget: periodic SAM at ARSAM's rate, a fractional period, so
     # exactly as many SAM iterations as ARSAM took.
@@ -53,6 +58,15 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     assert ['again', 'bench', '2.00'] == [
         row[:3] for row in lines if row[0] == 'again'][0]
     assert (tmp_path / 'pareto.png').stat().st_size > 1000
+    # tools/gain_frontier.py: one column per setting, passes against SAM's.
+    frontier = subprocess.run([
+        sys.executable, osp.join(ROOT, 'tools', 'gain_frontier.py'),
+        f'demo={out}', '--line', 'ARSAM=a2,arsam', '--png',
+        str(tmp_path / 'frontier.png')
+    ], check=True, capture_output=True, text=True).stdout
+    rows_out = {line.split()[0]: line for line in frontier.splitlines()[1:]}
+    assert '(0.67x)' in rows_out['a2'] and '(1.00x)' in rows_out['sam']
+    assert (tmp_path / 'frontier.png').stat().st_size > 1000
 
     # --skip-done: only the (method, seed) whose JSON is missing runs again.
     kept = (out / 'sam_seed0.json').stat().st_mtime_ns
@@ -78,7 +92,7 @@ def test_benchmark_step_synthetic_batch_at_config_size():
     rows = [line for line in out.splitlines()
             if line.startswith(('plain SGD', 'hand-written', 'SAMOptim',
                                 'ARSAM'))]
-    assert len(rows) == 5
+    assert len(rows) == 6
 
 
 def test_benchmark_accumulation_reports_kept_bytes_and_step_times():

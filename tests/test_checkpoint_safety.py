@@ -103,7 +103,7 @@ def test_written_checkpoint_needs_only_listed_globals(tmp_path, shapes_root):
     weights-only, and with torch's bare allow-list it would not."""
     runner = make_runner(
         tmp_path, build_segmentor(), shapes_root,
-        dict(type='ARSAMOptimWrapper', window=2, warmup_iters=1,
+        dict(type='ARSAMOptimWrapper', window=2, warmup_iters=1, budget=0.4,
              optimizer=dict(type='SGD', lr=0.01)), 3,
         default_hooks=dict(checkpoint=dict(type='CheckpointHook',
                                            by_epoch=False, interval=3)))

@@ -56,7 +56,7 @@ def _assert_identical(rank0, rank1):
 
 def test_arsam_ranks_stay_identical(tmp_path, shapes_root):
     wrapper_cfg = dict(type='ARSAMOptimWrapper', rho=0.05, window=3,
-                       warmup_iters=2, max_reuse=6,
+                       warmup_iters=2, max_reuse=6, budget=0.5,
                        optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
     rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 10)
     for a, b in zip(rank0['psf'], rank1['psf']):

@@ -35,9 +35,12 @@ class _Fault:
 
 
 def _wrapper(model, type_name, **kwargs):
-    return build_optim_wrapper(model, dict(
+    """A wrapper told, as a Runner tells it, that the run is 100 long."""
+    wrapper = build_optim_wrapper(model, dict(
         type=type_name, rho=0.05, optimizer=dict(type='SGD', lr=0.01),
         **kwargs))
+    wrapper.initialize_count_status(model, 0, 100)
+    return wrapper
 
 
 def _step(model, wrapper, batch):

@@ -9,7 +9,8 @@ from conftest import build_segmentor, make_runner
 
 TOTAL, STOP = 14, 7
 
-_ARSAM = dict(type='ARSAMOptimWrapper', window=4, warmup_iters=3, seed=5)
+_ARSAM = dict(type='ARSAMOptimWrapper', window=4, warmup_iters=3, budget=0.5,
+              seed=5)
 
 
 def _runner(tmp_path, wrapper, **kwargs):

@@ -96,7 +96,7 @@ def test_arsam_equals_sam_while_all_iterations_are_sam(tmp_path, shapes_root):
                  dict(type='SAMOptimWrapper', rho=0.05), STEPS)
     runner = _run_wrapper(tmp_path / 'arsam', arsam_model, shapes_root,
                           dict(type='ARSAMOptimWrapper', rho=0.05,
-                               warmup_iters=STEPS), STEPS)
+                               warmup_iters=STEPS, budget=1.0), STEPS)
     assert runner.optim_wrapper.sam_iters == STEPS
     for (name, a), b in zip(sam_model.state_dict().items(),
                             arsam_model.state_dict().values()):

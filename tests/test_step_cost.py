@@ -52,7 +52,8 @@ def test_arsam_sam_iteration_reads_at_most_4P_more_than_sam(
     sam, params, _ = _elements_per_iteration(f'{prefix}SAMOptimWrapper',
                                              seg_batches[0])
     arsam, _, wrapper = _elements_per_iteration(
-        f'{prefix}ARSAMOptimWrapper', seg_batches[0], warmup_iters=10**9)
+        f'{prefix}ARSAMOptimWrapper', seg_batches[0], warmup_iters=10**9,
+        schedule='paper')  # every iteration a SAM one, no run length needed
     assert wrapper.sam_iters == wrapper.total_iters == 2
     extra = (arsam - sam) / params
     assert 3.5 < extra <= 4.5, extra

@@ -57,7 +57,7 @@ def test_logged_scalars_reach_the_message_hub(tmp_path, shapes_root):
     assert 'train/sharpness' in hub.log_scalars
     log = (tmp_path / runner.timestamp / f'{runner.timestamp}.log').read_text()
     assert 'sam_rate' in log and 'psf_norm' in log
-    # What the scalars mean, at the start; the cost, at the end (any
+    # What the scalars mean, at the first SAM step; the cost, at the end (any
     # script); the summary line of SAMRunInfoHook (upstream scripts too).
     assert "arsam_rate: ARSAM's target share for the current window" in log
     assert 'psf_ratio: ||PSF||/||g|| at the last SAM iteration' in log
@@ -71,6 +71,7 @@ def test_optimizer_state_keeps_its_own_key(seg_batches):
     wrapper = build_optim_wrapper(model, dict(
         type='ARSAMOptimWrapper', warmup_iters=1,
         optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
+    wrapper.initialize_count_status(model, 0, 10)  # as a Runner does
     model.train_step(copy.deepcopy(seg_batches[0]), wrapper)
     state = wrapper.state_dict()
     assert set(state) >= {'state', 'param_groups', 'sam_state'}

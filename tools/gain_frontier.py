@@ -52,8 +52,11 @@ def table(settings, markdown):
         cells, kept = [method], []
         for name in names:
             row = settings[name][1].get(method)
-            if row is None or 'gain_kept_mean' not in row:
+            if row is None:
                 cells.append('')
+                continue
+            if 'gain_kept_mean' not in row:  # SAM did not beat SGD there
+                cells.append(f"n/a ({row['passes_vs_sam']:.2f}x)")
                 continue
             kept.append(row['gain_kept_mean'])
             cells.append(f"{row['gain_kept_mean']:.2f} +- "

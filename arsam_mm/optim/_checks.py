@@ -109,18 +109,19 @@ def refuse_unsupported_model(wrapper, model) -> None:
     torch.compile-d train_step (weights edited in place, a hook on the data
     preprocessor) cannot run a two-pass step."""
     name = type(wrapper).__name__
-    try:
-        from torch.distributed.fsdp import FullyShardedDataParallel
-    except ImportError:  # pragma: no cover
-        FullyShardedDataParallel = ()
+    import torch
+    # Traced by torch.compile (is_compiling), or, run eagerly after a graph
+    # break, the compiled train_step's wrapper.
+    if torch.compiler.is_compiling() or getattr(
+            getattr(model, 'train_step', None), '_torchdynamo_orig_callable',
+            None) is not None:
+        raise config_error(
+            'type', f'{name} cannot run inside a torch.compile-d train_step '
+            '(it edits weights in place and hooks the data preprocessor)',
+            'Set compile=False.')
+    from torch.distributed.fsdp import FullyShardedDataParallel
     if isinstance(model, FullyShardedDataParallel):
         raise config_error(
             'type', f'{name} does not support FSDP (sharded gradients need '
             'an all-reduced norm)', 'Use model_wrapper_cfg=dict(type='
             "'MMDistributedDataParallel') or a plain OptimWrapper.")
-    if getattr(getattr(model, 'train_step', None),
-               '_torchdynamo_orig_callable', None) is not None:
-        raise config_error(
-            'type', f'{name} cannot run inside a torch.compile-d train_step '
-            '(it edits weights in place and hooks the data preprocessor)',
-            'Set compile=False.')

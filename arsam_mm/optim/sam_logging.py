@@ -18,6 +18,7 @@ iterations log the last value again, without a host sync.
 from typing import Dict, Optional
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
 __all__ = ['SAMScalars']
@@ -33,10 +34,16 @@ _MEANINGS = dict(
 
 
 class SAMScalars:
-    """The scalars of the last two-pass iteration, kept for the others."""
+    """The scalars of the last two-pass iteration, kept for the others.
 
-    def __init__(self):
+    Args:
+        name (str): the wrapper's type name, for the log lines.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
         self.cache: Dict[str, float] = {}
+        self.explained = False
 
     def log(self, hub, policy, sam_rate: float, rho: float, two_pass: bool,
             sharpness: Optional[Tensor]) -> None:
@@ -52,23 +59,25 @@ class SAMScalars:
             if tensors:
                 values = torch.stack([t.float() for t in tensors.values()])
                 self.cache.update(zip(tensors, values.tolist()))
+            if not self.explained:  # the first two-pass step has them all
+                self.explained = True
+                print_log(self.explain(scalars), logger='current')
         for key, value in scalars.items():
             if not isinstance(value, Tensor):
                 hub.update_scalar(f'train/{key}', float(value))
         for key, value in self.cache.items():
             hub.update_scalar(f'train/{key}', value)
 
-    @staticmethod
-    def explain(name: str, policy) -> str:
-        """What the logged scalars of this wrapper mean, in one line."""
-        keys = ['sam_rate', *policy.log_scalars(), 'sharpness']
+    def explain(self, scalars: dict) -> str:
+        """What the logged scalars mean, in one line."""
+        keys = ['sam_rate', *scalars]
         meanings = [f'{k}: {_MEANINGS[k]}' for k in dict.fromkeys(keys)
                     if k in _MEANINGS]
-        return f'{name} logs train/* scalars; ' + '; '.join(meanings) + '.'
+        return f'{self.name} logs train/* scalars; ' + '; '.join(
+            meanings) + '.'
 
-    @staticmethod
-    def run_end_line(name: str, sam_iters: int, total_iters: int) -> str:
+    def run_end_line(self, sam_iters: int, total_iters: int) -> str:
         rate = sam_iters / total_iters
-        return (f'{name}: {sam_iters} of {total_iters} training iterations '
-                f'took two passes (sam_rate={rate:.3f}, {(1 + rate) / 2:.2f}x '
-                "SAM's forward/backward passes).")
+        return (f'{self.name}: {sam_iters} of {total_iters} training '
+                f'iterations took two passes (sam_rate={rate:.3f}, '
+                f"{(1 + rate) / 2:.2f}x SAM's forward/backward passes).")

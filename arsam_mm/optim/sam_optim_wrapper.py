@@ -83,11 +83,11 @@ class SharpnessAwareMixin:
                  sync_first_pass: bool = False,
                  policy: Optional[TwoPassPolicy] = None,
                  **kwargs):
+        refuse_amp_arguments(self, kwargs)
         check_unknown_arguments(type(self), kwargs)
         check_number('rho', rho, low=0, open_low=True)
         check_number('eta', eta, low=0)
         check_number('eps', eps, low=0)
-        refuse_amp_arguments(self, kwargs)
         self.selection = PerturbedParams(exclude)
         put_rho_in_param_groups(optimizer, rho)
         super().__init__(optimizer=optimizer, **kwargs)
@@ -106,7 +106,7 @@ class SharpnessAwareMixin:
         self._max_iters_given: Optional[int] = None  # initialize_count_status
         self._started = False
         self._run_max_iters: Optional[int] = None
-        self.scalars = SAMScalars()
+        self.scalars = SAMScalars(type(self).__name__)
 
     # ------------------------------------------------------- model binding
     def initialize_count_status(self, model: nn.Module, init_counts: int,
@@ -144,8 +144,6 @@ class SharpnessAwareMixin:
         if epoch_length is not None:
             epoch_length = -(-epoch_length // counts)
         self.policy.on_train_start(steps, epoch_length)
-        print_log(self.scalars.explain(type(self).__name__, self.policy),
-                  logger='current')
         if self.cycle.is_open and self._inner_count % counts:
             print_log(
                 f'{type(self).__name__}: resumed in the middle of an '
@@ -238,9 +236,9 @@ class SharpnessAwareMixin:
             self.total_iters += 1
             self._log(False, None)
         if self.total_iters == self._run_max_iters:
-            print_log(self.scalars.run_end_line(
-                type(self).__name__, self.sam_iters, self.total_iters),
-                logger='current')
+            print_log(self.scalars.run_end_line(self.sam_iters,
+                                                self.total_iters),
+                      logger='current')
 
     def scale_loss(self, loss: Tensor) -> Tensor:
         loss = super().scale_loss(loss)
