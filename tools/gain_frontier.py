@@ -88,7 +88,8 @@ def plot(settings, curves, png):
         for label, members in curves.items():
             pts = sorted((rows[m]['passes_vs_sam'], rows[m]['gain_kept_mean'],
                           rows[m]['gain_kept_std'])
-                         for m in members if m in rows)
+                         for m in members
+                         if 'gain_kept_mean' in rows.get(m, {}))
             if pts:
                 xs, ys, es = zip(*pts)
                 ax.errorbar(xs, ys, yerr=es, marker='o', capsize=3,
