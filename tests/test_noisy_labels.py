@@ -8,6 +8,10 @@ SIZE = dict(num_train=60, num_val=6, img_size=16, seed=0)
 
 
 def _build(root, **kwargs):
+    from mmengine.registry import init_default_scope
+    # Whatever scope an earlier test left (mmseg for the segmentor tests):
+    # these are mmpretrain datasets.
+    init_default_scope('mmpretrain')
     pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
     return DATASETS.build(dict(
         type='NoisyLabelDataset',
