@@ -360,6 +360,7 @@ def test_export_tool_builds_from_the_config_training_saved(tmp_path):
     assert out.exists() and 'smaller' in printed
     usage = subprocess.run([sys.executable, tool, '--help'], check=True,
                            capture_output=True, text=True, cwd=root).stdout
+    usage = ' '.join(usage.split())  # argparse wraps to the terminal
     assert 'integer weights and scales, optionally ONNX with' in usage
     assert '(QDQ) nodes.' in usage
 
