@@ -100,6 +100,9 @@ def _ddp_worker(rank, port, root, out_dir, wrapper_cfg, iters, flexible):
         torch.save(dict(state=dict(runner.model.module.named_parameters()),
                         decisions=_decisions(runner)),
                    os.path.join(out_dir, f'flexible{int(flexible)}.pth'))
+    # Neither rank tears gloo down while the other still uses it (a rank
+    # that left early once took its peer down with SIGABRT in CI).
+    dist.barrier()
     dist.destroy_process_group()
 
 

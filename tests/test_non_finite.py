@@ -113,11 +113,24 @@ def test_fp32_non_finite_pass_fails_at_that_iteration(seg_batches, call,
     assert wrapper.policy.counts == counts and _all_finite(wrapper.policy.psf)
 
 
-def test_rate_update_rejects_non_finite_statistics():
-    policy = ARSAMPolicy(window=2, warmup_iters=0)
+def _poisoned(policy):
     policy.bind(1)
     for value in (1.0, float('nan'), 2.0):
-        policy._push('r', torch.tensor(value))
+        policy.statistics._push('r', torch.tensor(value))
+    return policy
+
+
+def test_rate_update_rejects_non_finite_statistics():
+    policy = _poisoned(ARSAMPolicy(window=2, warmup_iters=0,
+                                   schedule='paper'))
     with pytest.warns(UserWarning, match='non-finite'):
         decisions = [policy.take_two_passes(0) for _ in range(6)]
     assert policy.rate == 1.0 and sum(decisions) == 3
+
+
+def test_budget_placement_ignores_non_finite_statistics():
+    policy = _poisoned(ARSAMPolicy(window=2, warmup_iters=0, budget=0.5))
+    policy.on_train_start(12)
+    decisions = [policy.take_two_passes(0) for _ in range(12)]
+    assert sum(decisions) == 6  # the budget, whatever the statistics say
+    assert math.isfinite(policy.budget.log_weight)
