@@ -147,6 +147,12 @@ def test_relative_schedule_runs_on_the_runs_own_time_scale():
     assert rates[1] == pytest.approx(math.exp(2.5 * step))
 
 
+def test_relative_schedule_says_it_is_deprecated():
+    with pytest.warns(FutureWarning, match=r"schedule='relative' is "
+                      r"deprecated.*schedule='budget'"):
+        ARSAMPolicy(schedule='relative')
+
+
 def test_min_p_is_a_floor_on_the_rate():
     window = 10
     policy = ARSAMPolicy(window=window, warmup_iters=window, min_p=0.3,

@@ -15,10 +15,9 @@ the edge cases defined here and the reasons behind each schedule are in
 * ``schedule='budget'`` (default): a fixed share ``budget`` of the run's
   iterations, warm-up included, takes two passes (``budget.py``); the
   statistics decide where, never how many. ``'paper'``: the authors'
-  ``rate *= 1 + a1*dr + a2*dv`` once per window. ``'relative'``: that
-  update in log space on the run's own time scale,
-  ``rate *= exp(reference_iters / max_iters * (a1*dr + a2*dv))``, with
-  ``v`` records from full histories only and a floor ``min_p``.
+  ``rate *= 1 + a1*dr + a2*dv`` once per window. ``'relative'``
+  (deprecated): ``rate *= exp(reference_iters / max_iters * (a1*dr +
+  a2*dv))``, ``v`` from full histories only, a floor ``min_p``.
 * Edge cases: the first window after the warm-up takes ``floor(rate)``
   SAM iterations; the default warm-up is one window.
 """
@@ -42,6 +41,11 @@ from ..sam_math import (
 from .base import FiniteCheck, TwoPassPolicy
 from .budget import RunLengthUnknownError, SAMBudget
 from .psf_statistics import PSFStatistics
+
+_RELATIVE_DEPRECATED = (
+    "ARSAM: schedule='relative' is deprecated: its cost follows the run, and "
+    "on val it kept 0.80 of SAM's gain where 'budget' kept 0.97 (docs/"
+    "benchmarks.md). Use schedule='budget' (the default), or 'paper'.")
 
 __all__ = ['ARSAMPolicy']
 
@@ -73,8 +77,8 @@ class ARSAMPolicy(TwoPassPolicy):
             a window).
         min_p (float): floor of the rate as a fraction of the window
             (``'relative'`` only; the rate never drops below 1 either).
-        schedule (str): ``'budget'``, ``'relative'`` or ``'paper'`` (see
-            the module docstring). ``schedule='paper', warmup_epochs=3, beta=0.7,
+        schedule (str): ``'budget'``, ``'paper'`` or (deprecated)
+            ``'relative'``; ``schedule='paper', warmup_epochs=3, beta=0.7,
             max_reuse=6`` is the authors' preset.
         reference_iters (int): the run length the gains were set for
             (``'relative'`` only): 200 epochs of CIFAR at batch 128.
@@ -131,6 +135,8 @@ class ARSAMPolicy(TwoPassPolicy):
             raise config_error(
                 'schedule', f'unknown ARSAM schedule {schedule!r}',
                 f'Use one of {SCHEDULES}.')
+        if schedule == 'relative':
+            warnings.warn(_RELATIVE_DEPRECATED, FutureWarning)
         if schedule != 'budget' and budget is not None:
             raise config_error(
                 'budget', f"schedule={schedule!r} has no budget (its cost "
@@ -168,8 +174,7 @@ class ARSAMPolicy(TwoPassPolicy):
                 DEFAULT_BUDGET if budget is None else budget, window, max_p,
                 placement, a1, a2)
         self.reference_iters = reference_iters
-        # reference_iters / max_iters, set by every on_train_start (also
-        # after a resume), so not part of the state dict.
+        # Set by every on_train_start (resume too): not in the state dict.
         self.time_scale = 1.0
         self.statistics = PSFStatistics(window, blocks, stat_layers,
                                         full_histories_only=schedule != 'paper')
@@ -296,9 +301,8 @@ class ARSAMPolicy(TwoPassPolicy):
             rate = self.rate * math.exp(
                 min(self.time_scale * step, math.log(self.max_rate)))
         if not math.isfinite(rate):
-            # The glue never records a non-finite pass; should a statistic
-            # be inf/NaN all the same, keep the rate rather than crash or
-            # sample from NaN.
+            # The glue records no non-finite pass; should a statistic be
+            # inf/NaN all the same, keep the rate (never sample from NaN).
             warnings.warn(f'ARSAM: non-finite schedule statistics (dr={d_r}, '
                           f'dv={d_v}); the rate stays at {self.rate}.')
             return
