@@ -1,0 +1,4 @@
+# ARSAM twin of resnet18-w16_fashion-mnist-noisy40-2k_sgd.py: one line
+# changes (rho 0.2: SAM's best of 0.05/0.1/0.2 on val in this setting).
+_base_ = './resnet18-w16_fashion-mnist-noisy40-2k_sgd.py'
+optim_wrapper = dict(type='ARSAMOptimWrapper', rho=0.2)
