@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+from mmengine.logging import MessageHub
 
 import arsam_mm  # noqa: F401  (stack shims, registrations)
 
@@ -11,6 +12,14 @@ os.environ.setdefault('OMP_NUM_THREADS', '2')
 torch.set_num_threads(2)
 
 SMALL_SET = dict(num_train=24, num_val=8, img_size=32, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_message_hub(request):
+    """Each test gets its own current MessageHub: a run that an earlier
+    test left unfinished (``loop_stage`` still 'train') must not tell this
+    test's wrapper how long its run is."""
+    MessageHub.get_instance(f'arsam_mm-test:{request.node.nodeid}')
 
 
 def tiny_segmentor_cfg(num_classes: int = 4) -> dict:
