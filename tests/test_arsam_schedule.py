@@ -118,12 +118,12 @@ def test_relative_schedule_takes_block_variances_from_full_histories():
     policy = ARSAMPolicy(window=window, warmup_iters=window, blocks=blocks,
                          stat_layers=1, seed=0)
     _drive(policy, values, window * 12)
-    assert policy.counts['s'] > window
-    assert policy.counts['v'] == policy.counts['s'] - window + 1
+    assert policy.statistics.counts['s'] > window
+    assert policy.statistics.counts['v'] == policy.statistics.counts['s'] - window + 1
     paper = ARSAMPolicy(window=window, warmup_iters=window, blocks=blocks,
                         stat_layers=1, seed=0, schedule='paper')
     _drive(paper, values, window * 12)
-    assert paper.counts['v'] == paper.counts['s'] - 2 * blocks + 1
+    assert paper.statistics.counts['v'] == paper.statistics.counts['s'] - 2 * blocks + 1
 
 
 def test_relative_schedule_runs_on_the_runs_own_time_scale():
@@ -262,6 +262,74 @@ def test_wrapper_stores_psf_and_mixes_it(seg_batches):
         step = w0 - p.detach()
         torch.testing.assert_close(step, t.grad + 0.99 * psf, rtol=1e-3,
                                    atol=1e-5)
+
+
+def test_stale_reuse_takes_the_pass_at_the_last_ascent(seg_batches):
+    """reuse='stale': a one-pass step runs its forward at w + rho g/||g||,
+    g from the last SAM step, and the SGD step starts from w (restored bit
+    for bit) with the gradient taken there, nothing mixed in."""
+    from mmengine.optim import build_optim_wrapper
+    rho = 0.05
+    model = build_segmentor()
+    twin = copy.deepcopy(model)
+    wrapper = build_optim_wrapper(model, dict(
+        type='ARSAMOptimWrapper', rho=rho, budget=0.5, window=1000,
+        reuse='stale', optimizer=dict(type='SGD', lr=1.0)))
+    wrapper.initialize_count_status(model, 0, 2)  # SAM, then one pass
+    params = [p for p in model.parameters() if p.requires_grad]
+    seen = []
+    model.backbone.register_forward_pre_hook(
+        lambda *a: seen.append([p.detach().clone() for p in params]))
+    grads = {}
+    for i, p in enumerate(params):
+        p.register_hook(lambda g, i=i: grads.__setitem__(i, g.clone()))
+    model.train_step(copy.deepcopy(seg_batches[0]), wrapper)
+    data = twin.data_preprocessor(copy.deepcopy(seg_batches[0]), True)
+    first, _ = reference_sam_step(
+        twin, data, torch.optim.SGD(twin.parameters(), lr=1.0), rho=rho)
+    g = [first[p] for p in twin.parameters() if p.requires_grad]
+    g_norm = torch.linalg.vector_norm(torch.stack([t.norm() for t in g]))
+
+    w1 = [p.detach().clone() for p in params]
+    seen.clear()
+    model.train_step(copy.deepcopy(seg_batches[1]), wrapper)
+    assert wrapper.sam_iters == 1 and len(seen) == 1
+    for got, w, d in zip(seen[0], w1, g):
+        torch.testing.assert_close(got, w + rho * d / g_norm, rtol=1e-4,
+                                   atol=1e-6)
+    for i, (p, w) in enumerate(zip(params, w1)):
+        torch.testing.assert_close(p.detach(), w - grads[i])
+    assert wrapper.policy.reuse_count == 1
+
+    # After max_reuse one-pass steps the pass runs at w again.
+    wrapper.policy.max_reuse = 1
+    w2 = [p.detach().clone() for p in params]
+    seen.clear()
+    wrapper.initialize_count_status(model, 2, 3)
+    model.train_step(copy.deepcopy(seg_batches[0]), wrapper)
+    assert all(torch.equal(a, b) for a, b in zip(seen[0], w2))
+
+
+def test_stale_reuse_keeps_the_first_pass_gradient():
+    """The kept direction is g itself, in unscaled units under AMP, and
+    it survives a state-dict round trip."""
+    policy = ARSAMPolicy(reuse='stale')
+    policy.bind(2)
+    g = [torch.tensor([1.0, -2.0]), torch.tensor([0.5])]
+    g_s = [torch.tensor([4.0, 4.0]), torch.tensor([-1.0])]
+    record_sam_step(policy, [t * 256.0 for t in g], [t * 256.0 for t in g_s],
+                    torch.tensor(256.0), None)
+    assert [t.tolist() for t in policy.stored_psf()] == [[1.0, -2.0], [0.5]]
+    assert policy.one_pass_ascent() is policy.psf
+    grads = [torch.zeros(2), torch.zeros(1)]
+    policy.on_one_pass_step(grads, None, None)
+    assert grads[0].tolist() == [0.0, 0.0]  # nothing mixed in
+    resumed = ARSAMPolicy(reuse='stale')
+    resumed.bind(2)
+    resumed.load_state_dict(copy.deepcopy(policy.state_dict()))
+    assert [t.tolist() for t in resumed.stored_psf()] == [[1.0, -2.0], [0.5]]
+    assert resumed.reuse_count == 1
+    assert ARSAMPolicy(reuse='decay').one_pass_ascent() is None
 
 
 def _sam_iterations(max_iters, **kwargs):

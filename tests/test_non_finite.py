@@ -60,7 +60,7 @@ def test_amp_overflow_in_the_perturbed_pass_costs_one_step(seg_batches,
                        warmup_iters=2, loss_scale=dict(init_scale=1024.0))
     policy = wrapper.policy
     _step(model, wrapper, seg_batches[0])  # SAM iteration: calls 1, 2
-    counts = dict(policy.counts)
+    counts = dict(policy.statistics.counts)
     before = copy.deepcopy(model.state_dict())
 
     fault.at = {4}  # the second (perturbed) pass of the next SAM iteration
@@ -70,7 +70,7 @@ def test_amp_overflow_in_the_perturbed_pass_costs_one_step(seg_batches,
     for name, value in model.named_parameters():  # the step was skipped
         assert torch.equal(value, before[name]), name
     assert _all_finite(policy.psf)  # the stored PSF never takes inf/NaN
-    assert policy.counts == counts  # no history took a record
+    assert policy.statistics.counts == counts  # no history took a record
     assert all(_all_finite([h]) for h in policy.statistics.history.values()
                if h is not None)
 
@@ -101,7 +101,7 @@ def test_fp32_non_finite_pass_fails_at_that_iteration(seg_batches, call,
                        warmup_iters=5)
     _step(model, wrapper, seg_batches[0])
     before = copy.deepcopy(model.state_dict())
-    counts = dict(wrapper.policy.counts)
+    counts = dict(wrapper.policy.statistics.counts)
     fault.at = {call}
     with pytest.raises(FloatingPointError) as info:
         _step(model, wrapper, seg_batches[1])
@@ -110,7 +110,8 @@ def test_fp32_non_finite_pass_fails_at_that_iteration(seg_batches, call,
     assert 'clip_grad' in message and '--amp' in message
     for name, value in model.named_parameters():  # weights restored
         assert torch.equal(value, before[name]), name
-    assert wrapper.policy.counts == counts and _all_finite(wrapper.policy.psf)
+    assert wrapper.policy.statistics.counts == counts
+    assert _all_finite(wrapper.policy.psf)
 
 
 def _poisoned(policy):

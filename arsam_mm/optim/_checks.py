@@ -125,3 +125,13 @@ def refuse_unsupported_model(wrapper, model) -> None:
             'type', f'{name} does not support FSDP (sharded gradients need '
             'an all-reduced norm)', 'Use model_wrapper_cfg=dict(type='
             "'MMDistributedDataParallel') or a plain OptimWrapper.")
+
+
+def refuse_update_without_context(wrapper) -> None:
+    """``update_params`` came without ``optim_context`` around the
+    forward."""
+    raise RuntimeError(
+        f'{type(wrapper).__name__}.update_params was called without '
+        'optim_context(model) around the forward: use the model\'s '
+        'train_step (BaseModel / MMDistributedDataParallel) or wrap the '
+        'forward in `with optim_wrapper.optim_context(model):`.')

@@ -8,8 +8,10 @@ and a two-pass cycle keeps its preprocessed micro-batches for the second
 pass at ``w + e``, divided by mmengine's own divisor. ``N = 1`` is the
 common case: a cycle of one batch.
 """
+import logging
 from typing import List, Optional
 
+from mmengine.logging import print_log
 from torch import Tensor
 
 __all__ = ['AccumulationCycle']
@@ -61,3 +63,16 @@ class AccumulationCycle:
         self.end()
         if state is not None:
             self.open(state['two_pass'])
+
+    def warn_if_resumed_inside(self, owner: str, micro_batch: int) -> None:
+        """At the first step after a resume (``micro_batch``: mmengine's
+        micro-batch counter modulo N)."""
+        if self.is_open and micro_batch:
+            print_log(
+                f'{owner}: resumed in the middle of an accumulation cycle. '
+                'Its remaining micro-batches keep the decision taken at its '
+                "start; the micro-batches before the checkpoint are lost "
+                "(mmengine's rule), so its second pass runs over those "
+                'after it only.',
+                logger='current',
+                level=logging.WARNING)

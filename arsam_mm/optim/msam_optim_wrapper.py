@@ -19,12 +19,10 @@ step sizes never, per-group ``rho`` in the param groups.
 from contextlib import contextmanager
 from typing import Optional, Sequence, Union
 
-import torch
 from torch import Tensor, nn
 
 from ._checks import check_number, check_unknown_arguments
 from .perturbed_params import PerturbedParams, put_rho_in_param_groups
-from .sam_math import clone_tensors
 from .sam_optim_wrapper import unwrap
 
 __all__ = ['MomentumSAMMixin']
@@ -57,39 +55,22 @@ class MomentumSAMMixin:
         super().__init__(optimizer=optimizer, **kwargs)
         self.rho, self.eps = rho, eps
         self._model: Optional[nn.Module] = None
-        self._saved: Optional[tuple] = None
 
-    def _with_momenta(self):
-        """The perturbed parameters that have a momentum, and theirs."""
-        params, momenta = [], []
-        for p in self.selection.perturbed:
-            state = self.optimizer.state.get(p, {})
-            buf = next((state[k] for k in _MOMENTUM_KEYS if k in state), None)
-            if buf is not None:
-                params.append(p)
-                momenta.append(buf)
-        return params, momenta
+    def _momenta(self):
+        """The momentum of each perturbed parameter (None: none yet)."""
+        states = (self.optimizer.state.get(p, {})
+                  for p in self.selection.perturbed)
+        return [next((s[k] for k in _MOMENTUM_KEYS if k in s), None)
+                for s in states]
 
-    @torch.no_grad()
     def _perturb(self, model: nn.Module) -> None:
         if model is not self._model:
             self.selection.select(unwrap(model), self.optimizer)
             self._model = model
-        params, momenta = self._with_momenta()
-        if not params:
-            return  # no momentum before the first step: a plain pass
-        latent, perturbation = self.selection.perturbation(
-            self.optimizer, params, momenta, sign=-1.0, eps=self.eps)
-        self._saved = (latent, clone_tensors(latent))
-        torch._foreach_add_(latent, perturbation)
-
-    @torch.no_grad()
-    def _restore(self) -> None:
-        self.selection.set_on_saq_layers('quantized_weight_offset', None)
-        if self._saved is not None:
-            params, weights = self._saved
-            torch._foreach_copy_(params, weights)
-            self._saved = None
+        momenta = self._momenta()
+        if any(m is not None for m in momenta):  # none before the 1st step
+            self.selection.move_along(self.optimizer, momenta, sign=-1.0,
+                                      eps=self.eps)
 
     @contextmanager
     def optim_context(self, model: nn.Module):
@@ -98,7 +79,7 @@ class MomentumSAMMixin:
             with super().optim_context(model):
                 yield
         except BaseException:
-            self._restore()
+            self.selection.restore()
             raise
 
     def update_params(self,
@@ -107,7 +88,7 @@ class MomentumSAMMixin:
                       zero_kwargs: Optional[dict] = None) -> None:
         loss = self.scale_loss(loss)
         self.backward(loss)
-        self._restore()  # the step starts from w
+        self.selection.restore()  # the step starts from w
         if self.should_update():
             self.step(**(step_kwargs or {}))
             self.zero_grad(**(zero_kwargs or {}))

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import check_number, config_error
-from .sam_math import sam_perturbation
+from .sam_math import clone_tensors, sam_perturbation
 
 __all__ = ['PerturbedParams', 'pick']
 
@@ -85,6 +85,7 @@ class PerturbedParams:
         self._quantized_layers: Optional[list] = None
         self._group_of: List[int] = []
         self._rho_key: Optional[list] = None
+        self._saved: Optional[tuple] = None  # move(): (latent, weights)
 
     def select(self, model: nn.Module, optimizer) -> None:
         """Split ``optimizer``'s trainable parameters of ``model`` (the
@@ -192,3 +193,36 @@ class PerturbedParams:
                 latent.append(p)
                 latent_e.append(e)
         return latent, latent_e
+
+    @property
+    def moved(self) -> bool:
+        """Whether :meth:`move` moved weights that :meth:`restore` has not
+        put back yet."""
+        return self._saved is not None
+
+    @torch.no_grad()
+    def move(self, latent: List[Tensor], perturbation: List[Tensor]) -> None:
+        """``w += e`` for the latent weights and ``e`` that
+        :meth:`perturbation` returned, keeping a copy of ``w``."""
+        self._saved = (latent, clone_tensors(latent))
+        torch._foreach_add_(latent, perturbation)
+
+    def move_along(self, optimizer, directions: List[Optional[Tensor]],
+                   **kwargs) -> None:
+        """:meth:`move` by :meth:`perturbation` along ``directions``,
+        aligned with :attr:`perturbed` (None: that tensor stays put)."""
+        index = [i for i, d in enumerate(directions) if d is not None]
+        index = None if len(index) == len(directions) else index
+        self.move(*self.perturbation(optimizer, pick(self.perturbed, index),
+                                     pick(directions, index), index,
+                                     **kwargs))
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put back, bit for bit, what :meth:`move` moved (SAQ layers'
+        offsets included); nothing when nothing is moved."""
+        self.set_on_saq_layers('quantized_weight_offset', None)
+        if self._saved is not None:
+            latent, weights = self._saved
+            self._saved = None
+            torch._foreach_copy_(latent, weights)

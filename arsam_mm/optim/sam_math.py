@@ -27,6 +27,14 @@ def global_norm(tensors: List[Tensor]) -> Tensor:
     return torch.linalg.vector_norm(tensor_norms(tensors))
 
 
+def to_device(value, device):
+    """``value`` moved to ``device`` if it is a tensor and ``device`` is
+    given (checkpoint loading)."""
+    if isinstance(value, Tensor) and device is not None:
+        return value.to(device)
+    return value
+
+
 def clone_tensors(tensors: List[Tensor]) -> List[Tensor]:
     """Copies of ``tensors`` (one fused kernel per dtype/device group)."""
     return torch._foreach_mul(tensors, 1.0)

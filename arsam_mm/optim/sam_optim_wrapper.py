@@ -16,6 +16,8 @@ exactly that contract (``docs/design.md``):
   (wrapped) model with BatchNorm statistics frozen, restores the weights
   bit for bit and hands both gradients to the policy, so ``step`` (clipping,
   the base optimizer, the AMP scaler) acts on the perturbed-pass gradient.
+  A one-pass step may run its one pass at a perturbation the policy keeps
+  from its last SAM step (``one_pass_ascent``); ``w`` is back before the step.
 
 Which steps take two passes, and what one-pass steps do, is the policy's
 business (``policies/``); which parameters move and by how much is
@@ -39,6 +41,7 @@ from ._checks import (
     check_unknown_arguments,
     refuse_amp_arguments,
     refuse_unsupported_model,
+    refuse_update_without_context,
 )
 from ._finite import check_passes_finite, loss_and_grad_norm
 from .accumulation import AccumulationCycle
@@ -46,7 +49,7 @@ from .perturbed_params import PerturbedParams, put_rho_in_param_groups
 from .policies import AlwaysSAMPolicy, TwoPassPolicy
 from .run_info import training_run_length
 from .sam_logging import SAMScalars
-from .sam_math import clone_tensors, tensor_norms
+from .sam_math import tensor_norms
 
 __all__ = ['SharpnessAwareMixin', 'unwrap']
 
@@ -144,15 +147,8 @@ class SharpnessAwareMixin:
         if epoch_length is not None:
             epoch_length = -(-epoch_length // counts)
         self.policy.on_train_start(steps, epoch_length)
-        if self.cycle.is_open and self._inner_count % counts:
-            print_log(
-                f'{type(self).__name__}: resumed in the middle of an '
-                'accumulation cycle. Its remaining micro-batches keep the '
-                'decision taken at its start; the micro-batches before the '
-                'checkpoint are lost (mmengine\'s rule), so its second pass '
-                'runs over those after it only.',
-                logger='current',
-                level=logging.WARNING)
+        self.cycle.warn_if_resumed_inside(type(self).__name__,
+                                          self._inner_count % counts)
 
     # ----------------------------------------------------------- forward
     @contextmanager
@@ -167,8 +163,18 @@ class SharpnessAwareMixin:
             self.cycle.open(self.policy.take_two_passes(epoch))
         self._in_step = True
         if self.cycle.two_pass is False:
-            with super().optim_context(model):
-                yield
+            directions = (None if self.selection.moved else
+                          self.policy.one_pass_ascent())  # a stale ascent
+            if directions is not None:
+                self.selection.move_along(self.optimizer, directions,
+                                          eps=self.eps, adaptive=self.adaptive,
+                                          eta=self.eta)
+            try:
+                with super().optim_context(model):
+                    yield
+            except BaseException:
+                self.selection.restore()
+                raise
             return
         # Undecided (None) steps may turn into SAM ones: capture the batch,
         # but all-reduce the first pass as a one-pass step needs.
@@ -229,6 +235,7 @@ class SharpnessAwareMixin:
         self.backward(loss)
         self.cycle.add_loss(loss)
         if self.should_update():
+            self.selection.restore()  # a stale ascent's w (one-pass steps)
             self._sharpness_aware_update()
             self.step(**(step_kwargs or {}))
             self.zero_grad(**(zero_kwargs or {}))
@@ -251,11 +258,7 @@ class SharpnessAwareMixin:
 
     def _check_in_step(self) -> None:
         if not self._in_step:
-            raise RuntimeError(
-                f'{type(self).__name__}.update_params was called without '
-                'optim_context(model) around the forward: use the model\'s '
-                'train_step (BaseModel / MMDistributedDataParallel) or wrap '
-                'the forward in `with optim_wrapper.optim_context(model):`.')
+            refuse_update_without_context(self)
         self._in_step = False
 
     def _sharpness_aware_update(self) -> None:
@@ -332,18 +335,15 @@ class SharpnessAwareMixin:
         latent, perturbation = self.selection.perturbation(
             self.optimizer, params, grads, index, eps=self.eps,
             adaptive=self.adaptive, eta=self.eta, norm=norm)
+        self.selection.move(latent, perturbation)
+        del perturbation
         with torch.no_grad():
-            weights = clone_tensors(latent)
-            torch._foreach_add_(latent, perturbation)
-            del perturbation
             torch._foreach_zero_([p.grad for p in self.selection.params
                                   if p.grad is not None])
         try:
             sam_loss = self._second_pass()
         finally:
-            self.selection.set_on_saq_layers('quantized_weight_offset', None)
-            with torch.no_grad():
-                torch._foreach_copy_(latent, weights)
+            self.selection.restore()
         sam_grads = [p.grad for p in params]
 
         def check(sam_norm: Optional[Tensor]) -> bool:

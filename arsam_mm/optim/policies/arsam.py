@@ -11,7 +11,8 @@ the edge cases defined here and the reasons behind each schedule are in
   ``g``, the ``k``-th of them with ``coef = beta**k`` up to ``max_reuse``:
   ``reuse='decay'`` (the paper's) mixes ``coef * PSF``; ``'scaled'``
   mixes ``coef * (||g|| / ||g_sam||) * PSF``, the PSF at the measured
-  ``||PSF|| / ||g_sam||`` of the current gradient.
+  ``||PSF|| / ||g_sam||`` of the current gradient; ``'stale'`` stores
+  ``g`` instead and takes the pass at ``w + rho g/||g||`` (the glue).
 * ``schedule='budget'`` (default): a fixed share ``budget`` of the run's
   iterations, warm-up included, takes two passes (``budget.py``); the
   statistics decide where, never how many. ``'paper'``: the authors'
@@ -37,6 +38,7 @@ from ..sam_math import (
     mix_psf_,
     psf_from_grads_,
     tensor_norms,
+    to_device,
 )
 from .base import FiniteCheck, TwoPassPolicy
 from .budget import RunLengthUnknownError, SAMBudget
@@ -51,7 +53,7 @@ __all__ = ['ARSAMPolicy']
 
 _TINY = 1e-12
 SCHEDULES = ('budget', 'relative', 'paper')
-REUSE_RULES = ('decay', 'scaled')
+REUSE_RULES = ('decay', 'scaled', 'stale')
 DEFAULT_BUDGET = 0.2  # (1 + 0.2) / 2 = 0.6 of SAM's passes
 
 
@@ -87,7 +89,8 @@ class ARSAMPolicy(TwoPassPolicy):
         placement (str): how ``'budget'`` spreads the budget over the run:
             ``'adaptive'`` (the statistics), ``'uniform'``, ``'front'`` or
             ``'late'`` (see ``policies/budget.py``).
-        reuse (str): ``'decay'`` or ``'scaled'`` (module docstring).
+        reuse (str): ``'decay'``, ``'scaled'`` or ``'stale'`` (module
+            docstring).
         blocks (int): chunks of the sorted ``||psf||`` history.
         stat_layers (int): statistics use the last this-many tensors.
         seed (int): seed of the policy's own generator (same on all ranks).
@@ -191,11 +194,6 @@ class ARSAMPolicy(TwoPassPolicy):
         self.psf: Optional[List[Optional[Tensor]]] = None
         self.psf_scale = 1.0
         self._changes = dict(arsam_dr=0.0, arsam_dv=0.0)
-
-    @property
-    def counts(self) -> Dict[str, int]:
-        """Records made in each statistics history."""
-        return self.statistics.counts
 
     def bind(self, num_params: int) -> None:
         super().bind(num_params)
@@ -301,8 +299,7 @@ class ARSAMPolicy(TwoPassPolicy):
             rate = self.rate * math.exp(
                 min(self.time_scale * step, math.log(self.max_rate)))
         if not math.isfinite(rate):
-            # The glue records no non-finite pass; should a statistic be
-            # inf/NaN all the same, keep the rate (never sample from NaN).
+            # Should a statistic be inf/NaN, keep the rate (no NaN draws).
             warnings.warn(f'ARSAM: non-finite schedule statistics (dr={d_r}, '
                           f'dv={d_v}); the rate stays at {self.rate}.')
             return
@@ -336,6 +333,9 @@ class ARSAMPolicy(TwoPassPolicy):
                 self._drop_psf()
         if not finite:
             return False
+        if self.reuse == 'stale':  # keep (g - g_s) + g_s = g instead
+            torch._foreach_add_(psf, sam_grads)
+            psf_scale = -psf_scale
         if index is None:
             self.psf = list(psf)  # a foreach op may have returned a tuple
         else:
@@ -357,20 +357,24 @@ class ARSAMPolicy(TwoPassPolicy):
         return True
 
     def _drop_psf(self) -> None:
-        # A pass was not finite. The stored PSF may hold g now
-        # (keep_first_grads), finite or not: clear it and mix nothing until
-        # the next SAM iteration stores one.
+        # A pass was not finite; the store may hold g (keep_first_grads):
+        # clear it and reuse nothing until the next SAM iteration.
         if self.psf is not None:
             torch._foreach_zero_([t for t in self.psf if t is not None])
         self.reuse_count = self.max_reuse
         self.coef = 0.0
 
     def stored_psf(self) -> Optional[List[Optional[Tensor]]]:
-        """The stored PSF ``g_s - g`` in unscaled units (new tensors), for
-        inspection; the policy keeps it as ``PSF * psf_scale``."""
+        """The stored PSF ``g_s - g`` (``g`` under ``reuse='stale'``) in
+        unscaled units (new tensors); kept as ``PSF * psf_scale``."""
         if self.psf is None:
             return None
         return [None if t is None else t / self.psf_scale for t in self.psf]
+
+    def one_pass_ascent(self):
+        if self.reuse == 'stale' and self.reuse_count < self.max_reuse:
+            return self.psf  # g of the last SAM step (None before one)
+        return None
 
     def on_one_pass_step(self, grads, grad_scale, index):
         if self.psf is None or self.reuse_count >= self.max_reuse:
@@ -379,6 +383,8 @@ class ARSAMPolicy(TwoPassPolicy):
         self.reuse_count += 1
         # beta ** k, not a running product: float drift could add a reuse.
         self.coef = self.beta**self.reuse_count
+        if self.reuse == 'stale':
+            return  # its pass ran at the stale ascent (one_pass_ascent)
         psf = pick(self.psf, index)
         if any(t is None for t in psf):
             keep = [i for i, t in enumerate(psf) if t is not None]
@@ -429,22 +435,16 @@ class ARSAMPolicy(TwoPassPolicy):
 
     def load_state_dict(self, state: dict, device=None) -> None:
 
-        def to_device(tensor):
-            if tensor is None or device is None:
-                return tensor
-            return tensor.to(device)
-
         for key in ('iteration', 'rate', 'window_pos', 'windows_started',
                     'quota_left', 'reuse_count', 'coef'):
             setattr(self, key, state[key])
         psf = state['psf']
-        self.psf = None if psf is None else [to_device(t) for t in psf]
+        self.psf = None if psf is None else [to_device(t, device)
+                                             for t in psf]
         # Checkpoints written before psf_scale stored the PSF itself.
-        psf_scale = state.get('psf_scale', 1.0)
-        self.psf_scale = to_device(psf_scale) if isinstance(
-            psf_scale, Tensor) else psf_scale
+        self.psf_scale = to_device(state.get('psf_scale', 1.0), device)
         if self.budget is not None and state.get('budget') is not None:
             self.budget.load_state_dict(state['budget'])
-        self.statistics.load_state_dict(state, to_device)
+        self.statistics.load_state_dict(state, device)
         self._changes = dict(state.get('changes', self._changes))
         self.generator.set_state(state['generator'])

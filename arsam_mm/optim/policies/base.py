@@ -17,8 +17,10 @@ Per optimizer step (one accumulation cycle):
    policy that can only decide from the first-pass gradient returns
    ``None`` and answers :meth:`decide_after_first_pass` after the first
    backward instead (its first pass is then always all-reduced).
-2. A one-pass step: :meth:`on_one_pass_step` with ``g``, which it may edit
-   in place before the base optimizer steps.
+2. A one-pass step: before its forward, :meth:`one_pass_ascent` (the
+   pass runs at ``w + rho d/||d||`` when it returns directions ``d``, and
+   the step starts from ``w``); after it, :meth:`on_one_pass_step` with
+   ``g``, which it may edit in place before the base optimizer steps.
 3. A two-pass (SAM) step, after the first backward:
 
    a. :meth:`keep_first_grads` with ``g``: the policy keeps a copy of the
@@ -89,6 +91,12 @@ class TwoPassPolicy:
         same units) when the glue has them, else None. Returns whether the
         step was finite."""
         return check(None)
+
+    def one_pass_ascent(self) -> Optional[List[Optional[Tensor]]]:
+        """Directions ``d``, aligned with the perturbed parameters (None:
+        that tensor stays), to take a one-pass step's pass at, or None: at
+        ``w`` (default)."""
+        return None
 
     def on_one_pass_step(self, grads: List[Tensor],
                          grad_scale: Optional[Tensor],

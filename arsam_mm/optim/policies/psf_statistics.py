@@ -18,6 +18,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..sam_math import to_device
+
 __all__ = ['PSFStatistics']
 
 _TINY = 1e-12
@@ -113,8 +115,10 @@ class PSFStatistics:
         return dict(history=dict(self.history), counts=dict(self.counts),
                     last=dict(self.last), sam_grad_norm=self.grad_norm)
 
-    def load_state_dict(self, state: dict, to_device) -> None:
-        self.history = {k: to_device(v) for k, v in state['history'].items()}
+    def load_state_dict(self, state: dict, device=None) -> None:
+        self.history = {k: to_device(v, device)
+                        for k, v in state['history'].items()}
         self.counts = dict(state['counts'])
-        self.last = {k: to_device(v) for k, v in state['last'].items()}
-        self.grad_norm = to_device(state.get('sam_grad_norm'))
+        self.last = {k: to_device(v, device)
+                     for k, v in state['last'].items()}
+        self.grad_norm = to_device(state.get('sam_grad_norm'), device)
