@@ -17,6 +17,7 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from ..optim.run_info import EPOCH_LENGTH_KEY
+from ..optim.sam_math import passes_vs_sam
 
 __all__ = ['SAMRunInfoHook', 'run_summary']
 
@@ -33,7 +34,7 @@ def run_summary(runner) -> dict:
         rate = wrapper.sam_iters / wrapper.total_iters
         summary.update(sam_rate=rate, sam_iters=wrapper.sam_iters,
                        iters=wrapper.total_iters,
-                       passes_vs_sam=(1 + rate) / 2)
+                       passes_vs_sam=passes_vs_sam(rate))
     return summary
 
 

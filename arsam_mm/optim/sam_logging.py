@@ -21,6 +21,8 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
+from .sam_math import passes_vs_sam
+
 __all__ = ['SAMScalars']
 
 _MEANINGS = dict(
@@ -80,4 +82,4 @@ class SAMScalars:
         rate = sam_iters / total_iters
         return (f'{self.name}: {sam_iters} of {total_iters} training '
                 f'iterations took two passes (sam_rate={rate:.3f}, '
-                f"{(1 + rate) / 2:.2f}x SAM's forward/backward passes).")
+                f"{passes_vs_sam(rate):.2f}x SAM's forward/backward passes).")

@@ -12,8 +12,17 @@ from torch import Tensor
 
 __all__ = [
     'tensor_norms', 'global_norm', 'sam_perturbation', 'clone_tensors',
-    'psf_from_grads_', 'mix_psf_'
+    'psf_from_grads_', 'mix_psf_', 'passes_vs_sam', 'TINY'
 ]
+
+#: The floor of a norm that divides (``clamp_min``).
+TINY = 1e-12
+
+
+def passes_vs_sam(sam_rate: float) -> float:
+    """Forward/backward passes of a run with ``sam_rate`` two-pass
+    iterations, as a fraction of SAM's (two per iteration)."""
+    return (1 + sam_rate) / 2
 
 
 def tensor_norms(tensors: List[Tensor]) -> Tensor:

@@ -33,6 +33,7 @@ from torch import Tensor
 from .._checks import check_number, config_error
 from ..perturbed_params import pick
 from ..sam_math import (
+    TINY,
     clone_tensors,
     global_norm,
     mix_psf_,
@@ -51,7 +52,6 @@ _RELATIVE_DEPRECATED = (
 
 __all__ = ['ARSAMPolicy']
 
-_TINY = 1e-12
 SCHEDULES = ('budget', 'relative', 'paper')
 REUSE_RULES = ('decay', 'scaled', 'stale')
 DEFAULT_BUDGET = 0.2  # (1 + 0.2) / 2 = 0.6 of SAM's passes
@@ -392,8 +392,8 @@ class ARSAMPolicy(TwoPassPolicy):
         if self.reuse == 'scaled':
             # ||g|| now (the gradients' units) over ||g_sam|| (unscaled):
             # the loss scale of g and of the mixed term cancel.
-            factor = self.coef * global_norm(grads).clamp_min(_TINY) / (
-                self.statistics.grad_norm.clamp_min(_TINY) * self.psf_scale)
+            factor = self.coef * global_norm(grads).clamp_min(TINY) / (
+                self.statistics.grad_norm.clamp_min(TINY) * self.psf_scale)
         elif grad_scale is None and not isinstance(self.psf_scale, Tensor):
             mix_psf_(grads, psf, self.coef, grad_scale, self.psf_scale)
             return

@@ -34,6 +34,7 @@ from typing import Optional
 from mmengine.logging import print_log
 
 from .._checks import config_error
+from ..sam_math import passes_vs_sam
 
 __all__ = ['SAMBudget', 'RunLengthUnknownError', 'PLACEMENTS']
 
@@ -88,7 +89,7 @@ class SAMBudget:
             warmup_iters = self.total
         print_log(
             f'ARSAM: {self.total} of {max_iters} iterations take two passes '
-            f"({(1 + self.total / max_iters) / 2:.2f}x SAM's passes), "
+            f"({passes_vs_sam(self.total / max_iters):.2f}x SAM's passes), "
             f'placement={self.placement!r}.', logger='current')
         return warmup_iters
 

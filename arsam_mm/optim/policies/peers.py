@@ -18,12 +18,11 @@ from typing import Optional
 import torch
 
 from .._checks import check_number
-from ..sam_math import clone_tensors, global_norm
+from ..sam_math import TINY, clone_tensors, global_norm
 from .base import TwoPassPolicy
 
 __all__ = ['LookSAMPolicy', 'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy']
 
-_TINY = 1e-12
 
 
 def _progress(iteration: int, max_iters: Optional[int]) -> float:
@@ -75,10 +74,10 @@ class LookSAMPolicy(TwoPassPolicy):
         # g_v = g_s - (<g_s, g> / ||g||^2) g, kept as a unit vector so that
         # the loss scale of AMP cancels out.
         coef = _dot(sam_grads, first_grads) / (
-            first_norm**2).clamp_min(_TINY)
+            first_norm**2).clamp_min(TINY)
         g_v = torch._foreach_sub(sam_grads, torch._foreach_mul(first_grads,
                                                                coef))
-        torch._foreach_div_(g_v, global_norm(g_v).clamp_min(_TINY))
+        torch._foreach_div_(g_v, global_norm(g_v).clamp_min(TINY))
         self.direction = g_v
         return True
 

@@ -18,11 +18,10 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..sam_math import to_device
+from ..sam_math import TINY, to_device
 
 __all__ = ['PSFStatistics']
 
-_TINY = 1e-12
 
 
 def _chronological(buf: Tensor, count: int) -> Tensor:
@@ -38,7 +37,7 @@ def _mean_relative_change(seq: Tensor) -> Tensor:
     if seq.numel() < 2:
         return seq.new_zeros(())
     prev = seq[:-1]
-    change = (seq[1:] - prev) / prev.abs().clamp_min(_TINY)
+    change = (seq[1:] - prev) / prev.abs().clamp_min(TINY)
     return change.mean().clamp(-1.0, 1.0)
 
 
@@ -83,7 +82,7 @@ class PSFStatistics:
         tail = -self.stat_layers
         psf_tail = torch.linalg.vector_norm(psf_norms[tail:])
         first_tail = torch.linalg.vector_norm(first_norms[tail:])
-        self._push('r', psf_tail / first_tail.clamp_min(_TINY))
+        self._push('r', psf_tail / first_tail.clamp_min(TINY))
         self._push('s', psf_tail / unscale)
         count = min(self.counts['s'], self.window)
         per_block = count // self.blocks
@@ -95,7 +94,7 @@ class PSFStatistics:
         psf_norm = torch.linalg.vector_norm(psf_norms)
         first_norm = torch.linalg.vector_norm(first_norms)
         self.last = dict(psf_norm=psf_norm / unscale,
-                         psf_ratio=psf_norm / first_norm.clamp_min(_TINY))
+                         psf_ratio=psf_norm / first_norm.clamp_min(TINY))
         self.grad_norm = first_norm / unscale
 
     def changes(self) -> Tuple[float, float]:
