@@ -42,6 +42,7 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     assert results['split'] == 'test'
     for run in results['runs']:
         assert 'mIoU' in run['test_metrics'] and 'mIoU' in run['metrics']
+        assert 'records' not in run  # they stay in LABEL_seedN.json
     assert rows['sam']['metric_mean'] == results['runs'][1]['test_metrics'][
         'mIoU']
     for name in ('sam_rate.png', 'metric_vs_time.png', 'grad_psf_norms.png',

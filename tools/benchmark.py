@@ -10,7 +10,9 @@ Every (method, seed) trains the same config in its own process (so peak
 memory is its own) with only the optimizer wrapper type changed and the
 same seed across methods. Passes are counted by instrumentation
 (``SAMTraceHook``), not derived from the schedule. Prints one table and
-writes ``results.json`` plus PNG plots to ``--out``:
+writes ``results.json`` (the table and each run's totals; the
+per-iteration records stay in ``LABEL_seedN.json``) plus PNG plots to
+``--out``:
 
 * ``sam_rate.png``: fraction of two-pass iterations over training;
 * ``grad_psf_norms.png``: ||g|| and ||PSF|| over training (ARSAM's log,
@@ -280,9 +282,12 @@ def summarize(args, results):
     table = '\n'.join(lines) + f'\n(memory: {memory_kind})'
     print(table)
     with open(osp.join(args.out, 'results.json'), 'w') as f:
+        # Per-iteration records stay in LABEL_seedN.json: with them a
+        # 25-run results.json was 9 MB.
+        runs = [{k: v for k, v in r.items() if k != 'records'}
+                for r in results]
         json.dump(dict(config=args.config, metric=metric, split=split,
-                       summary=rows,
-                       table=table, runs=results), f, indent=1)
+                       summary=rows, table=table, runs=runs), f, indent=1)
     plot(args, by_method, rows, metric)
 
 
