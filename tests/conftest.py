@@ -137,6 +137,19 @@ def make_runner(tmp_path, model, data_root, optim_wrapper, max_iters,
                                 max_iters, **kwargs))
 
 
+def watch_forward(model):
+    """The trainable parameters of ``model``, the weights each forward of
+    its backbone ran at (a list, one entry per forward) and the last
+    gradient of each parameter (position -> tensor)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    seen, grads = [], {}
+    model.backbone.register_forward_pre_hook(
+        lambda *a: seen.append([p.detach().clone() for p in params]))
+    for i, p in enumerate(params):
+        p.register_hook(lambda g, i=i: grads.__setitem__(i, g.clone()))
+    return params, seen, grads
+
+
 def record_sam_step(policy, first_grads, sam_grads, grad_scale=None,
                     index=None):
     """One SAM step through the policy protocol, both passes finite."""

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import build_segmentor, record_sam_step
+from conftest import build_segmentor, record_sam_step, watch_forward
 from reference_sam import reference_sam_step
 
 from arsam_mm.optim import ARSAMPolicy
@@ -276,13 +276,7 @@ def test_stale_reuse_takes_the_pass_at_the_last_ascent(seg_batches):
         type='ARSAMOptimWrapper', rho=rho, budget=0.5, window=1000,
         reuse='stale', optimizer=dict(type='SGD', lr=1.0)))
     wrapper.initialize_count_status(model, 0, 2)  # SAM, then one pass
-    params = [p for p in model.parameters() if p.requires_grad]
-    seen = []
-    model.backbone.register_forward_pre_hook(
-        lambda *a: seen.append([p.detach().clone() for p in params]))
-    grads = {}
-    for i, p in enumerate(params):
-        p.register_hook(lambda g, i=i: grads.__setitem__(i, g.clone()))
+    params, seen, grads = watch_forward(model)
     model.train_step(copy.deepcopy(seg_batches[0]), wrapper)
     data = twin.data_preprocessor(copy.deepcopy(seg_batches[0]), True)
     first, _ = reference_sam_step(

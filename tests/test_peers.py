@@ -6,7 +6,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import build_segmentor, make_runner, record_sam_step
+from conftest import (
+    build_segmentor,
+    make_runner,
+    record_sam_step,
+    watch_forward,
+)
 from mmengine.optim import build_optim_wrapper
 
 from arsam_mm.optim import (
@@ -163,13 +168,7 @@ def test_msam_perturbs_along_momentum_and_steps_from_w(seg_batches):
     wrapper = build_optim_wrapper(model, dict(
         type='MSAMOptimWrapper', rho=rho,
         optimizer=dict(type='SGD', lr=lr, momentum=momentum)))
-    params = [p for p in model.parameters() if p.requires_grad]
-    seen = []
-    model.backbone.register_forward_pre_hook(
-        lambda *a: seen.append([p.detach().clone() for p in params]))
-    grads = {}
-    for i, p in enumerate(params):
-        p.register_hook(lambda g, i=i: grads.__setitem__(i, g.clone()))
+    params, seen, grads = watch_forward(model)
 
     w0 = [p.detach().clone() for p in params]
     model.train_step(copy.deepcopy(seg_batches[0]), wrapper)

@@ -75,12 +75,9 @@ class MomentumSAMMixin:
     @contextmanager
     def optim_context(self, model: nn.Module):
         self._perturb(model)
-        try:
-            with super().optim_context(model):
-                yield
-        except BaseException:
-            self.selection.restore()
-            raise
+        with self.selection.restored_on_error(), \
+                super().optim_context(model):
+            yield
 
     def update_params(self,
                       loss: Tensor,

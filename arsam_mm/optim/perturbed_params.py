@@ -16,6 +16,7 @@ One component for every wrapper that moves the weights before a pass
   perturbation as ``quantized_weight_offset`` (``arsam_mm/quant``).
 """
 import re
+from contextlib import contextmanager
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -216,6 +217,16 @@ class PerturbedParams:
         self.move(*self.perturbation(optimizer, pick(self.perturbed, index),
                                      pick(directions, index), index,
                                      **kwargs))
+
+    @contextmanager
+    def restored_on_error(self):
+        """:meth:`restore` if the block raises (a forward or backward that
+        failed while the weights were moved)."""
+        try:
+            yield
+        except BaseException:
+            self.restore()
+            raise
 
     @torch.no_grad()
     def restore(self) -> None:

@@ -169,12 +169,9 @@ class SharpnessAwareMixin:
                 self.selection.move_along(self.optimizer, directions,
                                           eps=self.eps, adaptive=self.adaptive,
                                           eta=self.eta)
-            try:
-                with super().optim_context(model):
-                    yield
-            except BaseException:
-                self.selection.restore()
-                raise
+            with self.selection.restored_on_error(), \
+                    super().optim_context(model):
+                yield
             return
         # Undecided (None) steps may turn into SAM ones: capture the batch,
         # but all-reduce the first pass as a one-pass step needs.
