@@ -83,8 +83,11 @@ def test_peer_ranks_stay_identical(tmp_path, shapes_root, wrapper):
 
 @pytest.mark.parametrize('wrapper', [
     dict(type='ARSAMOptimWrapper', window=2, warmup_iters=1),
+    # The stale ascent moves w at the cycle's first micro-batch only.
+    dict(type='ARSAMOptimWrapper', window=2, warmup_iters=1, reuse='stale'),
     dict(type='AESAMOptimWrapper', lambda2=3.0),  # decided after pass 1
-], ids=lambda w: w['type'])
+], ids=lambda w: '-'.join([w['type']] + ([w['reuse']] if 'reuse' in w
+                                         else [])))
 def test_accumulation_keeps_ranks_identical(tmp_path, shapes_root, wrapper):
     # Two micro-batches per step: the first runs without all-reduce, the
     # second pass's micro-batches likewise but the last.

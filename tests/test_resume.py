@@ -56,7 +56,12 @@ def test_resume_is_exact(tmp_path, shapes_root):
     dict(type='AESAMOptimWrapper'),
     dict(type='RandomSAMOptimWrapper', p=0.4, seed=3),
     dict(_ARSAM, type='AmpARSAMOptimWrapper', loss_scale='dynamic'),
-], ids=lambda w: w['type'])
+    # One-pass steps run at the last SAM step's ascent: the weights are
+    # moved and put back inside each step, never across a checkpoint.
+    dict(_ARSAM, type='AmpARSAMOptimWrapper', loss_scale='dynamic',
+         reuse='stale'),
+], ids=lambda w: '-'.join([w['type']] + ([w['reuse']] if 'reuse' in w
+                                         else [])))
 def test_every_wrapper_family_resumes_exactly(tmp_path, shapes_root,
                                               wrapper):
     _stop_and_resume(tmp_path, shapes_root, wrapper)
