@@ -118,12 +118,14 @@ def test_relative_schedule_takes_block_variances_from_full_histories():
     policy = ARSAMPolicy(window=window, warmup_iters=window, blocks=blocks,
                          stat_layers=1, seed=0)
     _drive(policy, values, window * 12)
-    assert policy.statistics.counts['s'] > window
-    assert policy.statistics.counts['v'] == policy.statistics.counts['s'] - window + 1
+    counts = policy.statistics.counts
+    assert counts['s'] > window
+    assert counts['v'] == counts['s'] - window + 1
     paper = ARSAMPolicy(window=window, warmup_iters=window, blocks=blocks,
                         stat_layers=1, seed=0, schedule='paper')
     _drive(paper, values, window * 12)
-    assert paper.statistics.counts['v'] == paper.statistics.counts['s'] - 2 * blocks + 1
+    counts = paper.statistics.counts
+    assert counts['v'] == counts['s'] - 2 * blocks + 1
 
 
 def test_relative_schedule_runs_on_the_runs_own_time_scale():
@@ -318,6 +320,7 @@ def test_stale_reuse_keeps_the_first_pass_gradient():
     grads = [torch.zeros(2), torch.zeros(1)]
     policy.on_one_pass_step(grads, None, None)
     assert grads[0].tolist() == [0.0, 0.0]  # nothing mixed in
+    assert policy.log_scalars()['psf_coef'] == 1.0  # the whole ascent
     resumed = ARSAMPolicy(reuse='stale')
     resumed.bind(2)
     resumed.load_state_dict(copy.deepcopy(policy.state_dict()))

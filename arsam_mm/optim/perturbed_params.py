@@ -231,9 +231,12 @@ class PerturbedParams:
     @torch.no_grad()
     def restore(self) -> None:
         """Put back, bit for bit, what :meth:`move` moved (SAQ layers'
-        offsets included); nothing when nothing is moved."""
+        offsets included: :meth:`perturbation` sets them only for a move);
+        nothing when nothing is moved, so a step that moved nothing pays
+        nothing here."""
+        if self._saved is None:
+            return
+        latent, weights = self._saved
+        self._saved = None
         self.set_on_saq_layers('quantized_weight_offset', None)
-        if self._saved is not None:
-            latent, weights = self._saved
-            self._saved = None
-            torch._foreach_copy_(latent, weights)
+        torch._foreach_copy_(latent, weights)

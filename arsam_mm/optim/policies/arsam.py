@@ -381,10 +381,11 @@ class ARSAMPolicy(TwoPassPolicy):
             self.coef = 0.0
             return
         self.reuse_count += 1
+        if self.reuse == 'stale':
+            self.coef = 1.0  # its pass ran at the whole stale ascent
+            return
         # beta ** k, not a running product: float drift could add a reuse.
         self.coef = self.beta**self.reuse_count
-        if self.reuse == 'stale':
-            return  # its pass ran at the stale ascent (one_pass_ascent)
         psf = pick(self.psf, index)
         if any(t is None for t in psf):
             keep = [i for i, t in enumerate(psf) if t is not None]
@@ -434,7 +435,6 @@ class ARSAMPolicy(TwoPassPolicy):
             **self.statistics.state_dict())
 
     def load_state_dict(self, state: dict, device=None) -> None:
-
         for key in ('iteration', 'rate', 'window_pos', 'windows_started',
                     'quota_left', 'reuse_count', 'coef'):
             setattr(self, key, state[key])

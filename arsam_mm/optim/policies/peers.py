@@ -24,7 +24,6 @@ from .base import TwoPassPolicy
 __all__ = ['LookSAMPolicy', 'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy']
 
 
-
 def _progress(iteration: int, max_iters: Optional[int]) -> float:
     if not max_iters or max_iters <= 1:
         return 0.0

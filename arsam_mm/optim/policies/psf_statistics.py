@@ -23,7 +23,6 @@ from ..sam_math import TINY, to_device
 __all__ = ['PSFStatistics']
 
 
-
 def _chronological(buf: Tensor, count: int) -> Tensor:
     """The records of a ring buffer of capacity ``len(buf)``, oldest first."""
     capacity = buf.numel()
