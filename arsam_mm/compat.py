@@ -1,6 +1,6 @@
 """Make the pinned OpenMMLab stack usable on the machines we support.
 
-Two gaps, both documented in README "Install":
+Two gaps, both documented in docs/install.md:
 
 * ``mmcv-lite`` ships no compiled ``mmcv._ext``, yet mmseg and mmpose import
   ``mmcv.ops`` at module level. When the real extension is missing we

@@ -151,5 +151,5 @@ def test_resume_mid_cycle_keeps_the_cycles_decision(tmp_path, cls_root,
     # The lost micro-batch never got its second pass.
     assert b.sam_iters == a.sam_iters - int(open_cycle['two_pass'])
     assert b.policy.iteration == a.policy.iteration == 6
-    assert b.policy.rate == a.policy.rate
+    assert b.policy.window_target == a.policy.window_target
     assert a.cycle.micro == b.cycle.micro == 0

@@ -65,10 +65,10 @@ def test_overflowed_first_pass_skips_ascent_and_step(seg_batches):
     model.train_step(batch, wrapper)
     assert len(calls) == 1  # no second forward
     assert wrapper.loss_scaler.get_scale() == 512.0  # skipped, backed off
-    assert wrapper.policy.psf is None  # nothing stored from a bad step
+    assert wrapper.policy.reuse.scaled_psf is None  # nothing stored from a bad step
     for name, value in model.named_parameters():
         assert torch.equal(value, before[name]), name
     # A finite batch is a full SAM step again.
     model.train_step(copy.deepcopy(seg_batches[1]), wrapper)
-    assert len(calls) == 3 and wrapper.policy.psf is not None
+    assert len(calls) == 3 and wrapper.policy.reuse.scaled_psf is not None
     assert wrapper.loss_scaler.get_scale() == 512.0

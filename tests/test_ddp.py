@@ -34,8 +34,10 @@ def _worker(rank, world_size, port, root, out_dir, wrapper_cfg, iters,
     # 0's buffers before each forward, as with any optimizer).
     torch.save(dict(state=dict(runner.model.module.named_parameters()),
                     sam_iters=wrapper.sam_iters,
-                    rate=getattr(wrapper.policy, 'rate', None),
-                    psf=getattr(wrapper.policy, 'psf', None)),
+                    window_target=getattr(wrapper.policy, 'window_target',
+                                          None),
+                    scaled_psf=getattr(getattr(wrapper.policy, 'reuse', None),
+                                       'scaled_psf', None)),
                os.path.join(out_dir, f'rank{rank}.pth'))
     dist.destroy_process_group()
 
@@ -59,11 +61,12 @@ def test_arsam_ranks_stay_identical(tmp_path, shapes_root):
                        warmup_iters=2, max_reuse=6, budget=0.5,
                        optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
     rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 10)
-    for a, b in zip(rank0['psf'], rank1['psf']):
+    assert rank0['scaled_psf'] is not None
+    for a, b in zip(rank0['scaled_psf'], rank1['scaled_psf']):
         assert torch.equal(a, b)
     # Both SAM and reuse iterations happened, with the same decisions.
     assert 2 < rank0['sam_iters'] < 10
-    assert rank0['rate'] == rank1['rate']
+    assert rank0['window_target'] == rank1['window_target']
     _assert_identical(rank0, rank1)
 
 
@@ -83,11 +86,8 @@ def test_peer_ranks_stay_identical(tmp_path, shapes_root, wrapper):
 
 @pytest.mark.parametrize('wrapper', [
     dict(type='ARSAMOptimWrapper', window=2, warmup_iters=1),
-    # The stale ascent moves w at the cycle's first micro-batch only.
-    dict(type='ARSAMOptimWrapper', window=2, warmup_iters=1, reuse='stale'),
     dict(type='AESAMOptimWrapper', lambda2=3.0),  # decided after pass 1
-], ids=lambda w: '-'.join([w['type']] + ([w['reuse']] if 'reuse' in w
-                                         else [])))
+], ids=lambda w: w['type'])
 def test_accumulation_keeps_ranks_identical(tmp_path, shapes_root, wrapper):
     # Two micro-batches per step: the first runs without all-reduce, the
     # second pass's micro-batches likewise but the last.

@@ -69,7 +69,7 @@ def test_amp_overflow_in_the_perturbed_pass_costs_one_step(seg_batches,
     assert wrapper.loss_scaler.get_scale() == 512.0  # one back-off
     for name, value in model.named_parameters():  # the step was skipped
         assert torch.equal(value, before[name]), name
-    assert _all_finite(policy.psf)  # the stored PSF never takes inf/NaN
+    assert _all_finite(policy.reuse.scaled_psf)  # the stored PSF never takes inf/NaN
     assert policy.statistics.counts == counts  # no history took a record
     assert all(_all_finite([h]) for h in policy.statistics.history.values()
                if h is not None)
@@ -79,11 +79,11 @@ def test_amp_overflow_in_the_perturbed_pass_costs_one_step(seg_batches,
     for batch in seg_batches[2:5]:
         previous = [p.detach().clone() for p in model.parameters()]
         _step(model, wrapper, batch)
-        assert policy.coef == 0.0
+        assert policy.reuse.coef == 0.0
         assert any(not torch.equal(p, q)
                    for p, q in zip(model.parameters(), previous))
     assert wrapper.loss_scaler.get_scale() == 512.0  # no further skips
-    assert _all_finite(policy.psf) and math.isfinite(policy.rate)
+    assert _all_finite(policy.reuse.scaled_psf) and math.isfinite(policy.window_target)
     assert _all_finite(model.parameters())
     assert fault.calls == 4 + 3  # one pass each
 
@@ -111,7 +111,7 @@ def test_fp32_non_finite_pass_fails_at_that_iteration(seg_batches, call,
     for name, value in model.named_parameters():  # weights restored
         assert torch.equal(value, before[name]), name
     assert wrapper.policy.statistics.counts == counts
-    assert _all_finite(wrapper.policy.psf)
+    assert _all_finite(wrapper.policy.reuse.scaled_psf)
 
 
 def _poisoned(policy):
@@ -126,7 +126,7 @@ def test_rate_update_rejects_non_finite_statistics():
                                    schedule='paper'))
     with pytest.warns(UserWarning, match='non-finite'):
         decisions = [policy.take_two_passes(0) for _ in range(6)]
-    assert policy.rate == 1.0 and sum(decisions) == 3
+    assert policy.window_target == 1.0 and sum(decisions) == 3
 
 
 def test_budget_placement_ignores_non_finite_statistics():

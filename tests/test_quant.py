@@ -18,9 +18,9 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.runner import load_checkpoint
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from arsam.sam_math import global_norm
 from arsam_mm.hooks import FakeQuantHook
 from arsam_mm.hooks.fake_quant_hook import MIN_STEP
-from arsam_mm.optim.sam_math import global_norm
 from arsam_mm.quant import lsq_fake_quant, lsq_init_step, lsq_to_int, quant_range
 
 
@@ -116,7 +116,7 @@ def test_quantized_arsam_trains_and_never_perturbs_steps(tmp_path,
     steps = {n: p for n, p in model.named_parameters() if n.endswith('_step')}
     assert steps and all(getattr(p, 'lsq_step', False)
                          for p in steps.values())
-    perturbed = {id(p) for p in wrapper.selection.perturbed}
+    perturbed = {id(p) for p in wrapper.engine.perturbed.perturbed}
     assert not any(id(p) in perturbed for p in steps.values())
     assert wrapper.sam_iters >= 2
     group = wrapper.optimizer.param_groups[-1]

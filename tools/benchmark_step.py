@@ -42,6 +42,9 @@ def parse_args():
                       '(no data set needed; mmseg and mmpretrain configs)')
     data.add_argument('--embedded-data', action='store_true',
                       help='the package\'s generated data (as tools/train.py)')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='input size of --synthetic (default: the '
+                        "config's training input size)")
     parser.add_argument('--amp', action='store_true',
                         help='mixed-precision twins of every wrapper')
     parser.add_argument('--quant', type=int, nargs=2, metavar=('W', 'A'),
@@ -104,7 +107,7 @@ def main():
         'cuda' if torch.cuda.is_available() else 'cpu'))
     batch_size = args.batch_size or cfg.train_dataloader.batch_size
     if args.synthetic:
-        batch = synthetic_batch(cfg, batch_size)
+        batch = synthetic_batch(cfg, batch_size, args.shape)
     else:
         loader_cfg = copy.deepcopy(cfg.train_dataloader)
         loader_cfg.batch_size = batch_size

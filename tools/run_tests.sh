@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh
-.venv/bin/ruff check arsam_mm tools tests configs
+.venv/bin/ruff check arsam arsam_mm tools tests configs
 .venv/bin/python -m pytest -q "$@"

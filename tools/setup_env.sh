@@ -2,14 +2,14 @@
 # Create (or reuse) the project virtual environment at .venv and install
 # arsam_mm with its pinned OpenMMLab stack. Idempotent: a second run only
 # checks that the environment imports and returns.
-# Facts behind each pin: see the "Install" section of README.md.
+# Facts behind each pin: see docs/install.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
 PY=${PYTHON:-python3}
 STAMP=$VENV/.arsam_mm_stack_v3
 
-if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import arsam_mm, mmseg, mmpose, mmpretrain, onnxruntime, albumentations" 2>/dev/null; then
+if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import arsam, arsam_mm, mmseg, mmpose, mmpretrain, onnxruntime, albumentations" 2>/dev/null; then
   echo "[setup] reusing $VENV"
   exit 0
 fi

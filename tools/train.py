@@ -3,7 +3,7 @@
     python tools/train.py CONFIG [--work-dir D] [--resume [CKPT]] [--amp]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
 """
-from arsam_mm.runner import main
+from arsam_mm.runner import cli
 
 if __name__ == '__main__':
-    main()
+    cli()

@@ -24,7 +24,8 @@ from torch import nn
 from torch.autograd import Variable
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..optim._dist import all_reduce_mean_, world_size
+from arsam._dist import all_reduce_mean_, world_size
+
 from ..quant import QUANT_TYPES, quantize_module
 
 __all__ = ['FakeQuantHook']

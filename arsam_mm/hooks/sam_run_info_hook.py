@@ -16,8 +16,9 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
+from arsam.sam_math import passes_vs_sam
+
 from ..optim.run_info import EPOCH_LENGTH_KEY
-from ..optim.sam_math import passes_vs_sam
 
 __all__ = ['SAMRunInfoHook', 'run_summary']
 

@@ -1,7 +1,6 @@
-from .amp import AmpOnAnyDevice, AmpSharpnessAwareMixin
-from .msam_optim_wrapper import MomentumSAMMixin
-from .perturbed_params import PerturbedParams
-from .policies import (
+from arsam.engine import SharpnessAwareEngine
+from arsam.perturbed_params import PerturbedParams
+from arsam.policies import (
     AESAMPolicy,
     AlwaysSAMPolicy,
     ARSAMPolicy,
@@ -11,6 +10,10 @@ from .policies import (
     RunLengthUnknownError,
     TwoPassPolicy,
 )
+
+from .amp import AmpOnAnyDevice, AmpSharpnessAwareMixin
+from .msam_optim_wrapper import MomentumSAMMixin
+from .sam_logging import forward_engine_log
 from .sam_optim_wrapper import SharpnessAwareMixin
 from .wrappers import (
     AESAMOptimWrapper,
@@ -38,5 +41,8 @@ __all__ = [
     'SharpnessAwareMixin', 'AmpSharpnessAwareMixin', 'AmpOnAnyDevice',
     'MomentumSAMMixin', 'PerturbedParams', 'TwoPassPolicy',
     'AlwaysSAMPolicy', 'ARSAMPolicy', 'LookSAMPolicy', 'AESAMPolicy',
-    'RandomSAMPolicy', 'PeriodicSAMPolicy', 'RunLengthUnknownError'
+    'RandomSAMPolicy', 'PeriodicSAMPolicy', 'RunLengthUnknownError',
+    'SharpnessAwareEngine'
 ]
+
+forward_engine_log()

@@ -1,108 +1,26 @@
-"""Build-time checks of optimizer-wrapper arguments.
-
-Every bad value is refused when the wrapper is built, with a message that
-names the config key (``optim_wrapper.<key>``) and the fix, instead of a
-bare Python error at the first SAM step.
-"""
-import difflib
-import inspect
-import numbers
-from typing import List, Optional
+"""Checks of the mmengine glue: AMP keys, unsupported models, a missing
+``optim_context``. The argument checks themselves live in
+``arsam/_checks.py`` (torch only) and are re-exported here."""
+from arsam._checks import (  # noqa: F401
+    USAGE_DOC,
+    ConfigError,
+    accepted_arguments,
+    check_number,
+    check_unknown_arguments,
+    config_error,
+)
 
 __all__ = [
     'config_error', 'check_number', 'accepted_arguments',
-    'check_unknown_arguments'
+    'check_unknown_arguments', 'ConfigError', 'check_wrapper_arguments',
+    'refuse_amp_arguments',
+    'refuse_unsupported_model', 'refuse_update_without_context'
 ]
-
-
-def config_error(key: str, problem: str, fix: str,
-                 owner: str = 'optim_wrapper') -> ValueError:
-    return ValueError(f'{owner}.{key}: {problem}. {fix}')
-
-
-def check_number(key: str,
-                 value,
-                 *,
-                 integer: bool = False,
-                 optional: bool = False,
-                 low: Optional[float] = None,
-                 high: Optional[float] = None,
-                 open_low: bool = False,
-                 open_high: bool = False,
-                 owner: str = 'optim_wrapper') -> None:
-    """Refuse ``value`` unless it is a (whole) number in the given range.
-
-    ``bool`` and numeric strings such as ``'0.05'`` are refused: a config
-    that says ``rho='0.05'`` is a typo, not a radius.
-    """
-    if value is None and optional:
-        return
-    kind = 'an integer' if integer else 'a number'
-    wanted = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, wanted):
-        raise config_error(
-            key, f'must be {kind}, got {value!r} ({type(value).__name__})',
-            f'Write it without quotes, e.g. {owner}.{key}='
-            f'{"1" if integer else "0.05"}.' if isinstance(value, str) else
-            f'Set it to {kind}.', owner)
-    bounds = []
-    if low is not None:
-        bounds.append(f'{">" if open_low else ">="} {low}')
-    if high is not None:
-        bounds.append(f'{"<" if open_high else "<="} {high}')
-    too_low = low is not None and (value <= low if open_low else value < low)
-    too_high = high is not None and (value >= high
-                                     if open_high else value > high)
-    if too_low or too_high:
-        raise config_error(key, f'must be {" and ".join(bounds)}, got '
-                           f'{value!r}', 'See the docstring of the type for '
-                           'the meaning and the default.', owner)
-
-
-def accepted_arguments(cls) -> List[str]:
-    """Every keyword a wrapper class takes: its ``__init__`` parameters and
-    those of its bases, and the arguments it builds its policy from."""
-    names = set()
-    for klass in cls.__mro__:
-        names.update(getattr(klass, 'policy_argument_names', ()))
-        init = klass.__dict__.get('__init__')
-        if init is None:
-            continue
-        for param in inspect.signature(init).parameters.values():
-            if param.kind in (param.POSITIONAL_OR_KEYWORD,
-                              param.KEYWORD_ONLY):
-                names.add(param.name)
-    names.discard('self')
-    return sorted(names)
-
-
-def check_unknown_arguments(cls, kwargs: dict) -> None:
-    """Refuse a keyword ``cls`` does not take (a typo such as
-    ``warmup_iter``), naming the closest ones it does take."""
-    accepted = accepted_arguments(cls)
-    for key in kwargs:
-        if key in accepted:
-            continue
-        close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.5)
-        hint = (f'Did you mean {" or ".join(close)}?' if close else
-                f'It takes: {", ".join(accepted)}.')
-        raise config_error(key, f'{cls.__name__} takes no argument {key!r}',
-                           hint)
 
 
 def refuse_amp_arguments(wrapper, kwargs: dict) -> None:
     """``loss_scale``/``dtype`` on a wrapper that is not an AMP one."""
-    from mmengine.optim import AmpOptimWrapper
-    name = type(wrapper).__name__
-    amp_keys = [k for k in ('loss_scale', 'dtype') if k in kwargs]
-    if amp_keys and not isinstance(wrapper, AmpOptimWrapper):
-        raise config_error(
-            amp_keys[0], f'{name} is not a mixed-precision wrapper, so '
-            f'it takes no {" or ".join(amp_keys)} (an AMP config such '
-            'as a `-amp-` upstream one sets it)',
-            f"Use type='Amp{name}' (or train with --amp), or remove "
-            f'optim_wrapper.{amp_keys[0]}.')
-
+    refuse_amp_arguments_of(type(wrapper), kwargs)
 
 def refuse_unsupported_model(wrapper, model) -> None:
     """FSDP (sharded gradients need an all-reduced norm) and a
@@ -135,3 +53,37 @@ def refuse_update_without_context(wrapper) -> None:
         'optim_context(model) around the forward: use the model\'s '
         'train_step (BaseModel / MMDistributedDataParallel) or wrap the '
         'forward in `with optim_wrapper.optim_context(model):`.')
+
+
+#: Keys of an ``optim_wrapper`` config that mmengine's constructor takes,
+#: not the wrapper.
+_CONSTRUCTOR_KEYS = ('type', 'optimizer', 'paramwise_cfg', 'constructor')
+
+
+def check_wrapper_arguments(cls, wrapper_cfg: dict) -> None:
+    """Everything the wrapper ``cls`` would refuse about its arguments,
+    before anything is built: unknown keys, out-of-range values."""
+    args = {k: v for k, v in wrapper_cfg.items() if k not in _CONSTRUCTOR_KEYS}
+    refuse_amp_arguments_of(cls, args)
+    check_unknown_arguments(cls, args)
+    for key in ('rho', 'eta', 'eps'):
+        if key in args:
+            check_number(key, args[key], low=0, open_low=key == 'rho')
+    policy_cls = getattr(cls, 'policy_cls', None)
+    if policy_cls is not None:
+        policy_cls(**{k: args[k] for k in cls.policy_argument_names
+                      if k in args})
+
+
+def refuse_amp_arguments_of(cls, kwargs: dict) -> None:
+    """``loss_scale``/``dtype`` on a wrapper class that is not an AMP one."""
+    from mmengine.optim import AmpOptimWrapper
+    name = cls.__name__
+    amp_keys = [k for k in ('loss_scale', 'dtype') if k in kwargs]
+    if amp_keys and not issubclass(cls, AmpOptimWrapper):
+        raise config_error(
+            amp_keys[0], f'{name} is not a mixed-precision wrapper, so '
+            f'it takes no {" or ".join(amp_keys)} (an AMP config such '
+            'as a `-amp-` upstream one sets it)',
+            f"Use type='Amp{name}' (or train with --amp), or remove "
+            f'optim_wrapper.{amp_keys[0]}.')

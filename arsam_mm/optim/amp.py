@@ -14,9 +14,7 @@ import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from torch import Tensor
 
-from . import _dist
 from ._checks import config_error
-from ._finite import loss_and_grad_norm
 from .sam_optim_wrapper import SharpnessAwareMixin
 
 __all__ = ['AmpOnAnyDevice', 'AmpSharpnessAwareMixin', 'grad_scale_of']
@@ -72,7 +70,10 @@ class AmpOnAnyDevice(AmpOptimWrapper):
 
 class AmpSharpnessAwareMixin(SharpnessAwareMixin):
     """AMP specifics of the two-pass step: scaled gradients, autocast,
-    overflow handling."""
+    overflow handling (the engine skips a non-finite pass, and the scaler
+    skips the step and backs off)."""
+
+    _amp = True
 
     def _forward_context(self):
         from mmengine.runner.amp import autocast
@@ -82,20 +83,3 @@ class AmpSharpnessAwareMixin(SharpnessAwareMixin):
         if not self.loss_scaler.is_enabled():
             return None
         return grad_scale_of(self.loss_scaler)
-
-    def _first_pass_finite(self, norm: Tensor) -> bool:
-        # An overflowed first pass has no direction to ascend along: skip
-        # the second pass and let the scaler skip the step and back off.
-        return _dist.all_ranks_true(torch.isfinite(norm))
-
-    def _first_pass_norms(self, loss, norm):
-        return None  # checked by _first_pass_finite already
-
-    def _passes_finite(self, first_norms, sam_loss, sam_grads,
-                       sam_norm=None) -> bool:
-        # A perturbed pass that overflows after a finite first one: the
-        # scaler skips this step and backs off once; nothing of it reaches
-        # the policy (histories and rate keep their values, the policy
-        # drops its PSF), so the next iterations are ordinary steps.
-        norms = loss_and_grad_norm(sam_loss, sam_grads, sam_norm)
-        return _dist.all_ranks_true(torch.isfinite(norms).all())

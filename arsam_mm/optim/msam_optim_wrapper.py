@@ -21,17 +21,14 @@ from typing import Optional, Sequence, Union
 
 from torch import Tensor, nn
 
-from ._checks import check_number, check_unknown_arguments
-from .perturbed_params import PerturbedParams, put_rho_in_param_groups
-from .sam_optim_wrapper import unwrap
+from .sam_optim_wrapper import EngineGlue
 
 __all__ = ['MomentumSAMMixin']
 
-_MOMENTUM_KEYS = ('momentum_buffer', 'exp_avg')
 
-
-class MomentumSAMMixin:
-    """The MSAM step over any mmengine optimizer wrapper.
+class MomentumSAMMixin(EngineGlue):
+    """The MSAM step over any mmengine optimizer wrapper, on the same
+    engine and with the same refusals as SAM's.
 
     Args:
         optimizer: the base optimizer; it must keep a momentum (SGD with
@@ -47,35 +44,15 @@ class MomentumSAMMixin:
     def __init__(self, optimizer, rho: float = 0.3, eps: float = 1e-12,
                  exclude: Optional[Union[str, Sequence[str]]] = None,
                  **kwargs):
-        check_unknown_arguments(type(self), kwargs)
-        check_number('rho', rho, low=0, open_low=True)
-        check_number('eps', eps, low=0)
-        self.selection = PerturbedParams(exclude)
-        put_rho_in_param_groups(optimizer, rho)
+        self._init_engine(optimizer, kwargs, rho=rho, eps=eps,
+                          exclude=exclude)
         super().__init__(optimizer=optimizer, **kwargs)
-        self.rho, self.eps = rho, eps
-        self._model: Optional[nn.Module] = None
-
-    def _momenta(self):
-        """The momentum of each perturbed parameter (None: none yet)."""
-        states = (self.optimizer.state.get(p, {})
-                  for p in self.selection.perturbed)
-        return [next((s[k] for k in _MOMENTUM_KEYS if k in s), None)
-                for s in states]
-
-    def _perturb(self, model: nn.Module) -> None:
-        if model is not self._model:
-            self.selection.select(unwrap(model), self.optimizer)
-            self._model = model
-        momenta = self._momenta()
-        if any(m is not None for m in momenta):  # none before the 1st step
-            self.selection.move_along(self.optimizer, momenta, sign=-1.0,
-                                      eps=self.eps)
 
     @contextmanager
     def optim_context(self, model: nn.Module):
-        self._perturb(model)
-        with self.selection.restored_on_error(), \
+        self._bind(model)
+        self.engine.move_against_momentum()
+        with self.engine.restored_on_error(), \
                 super().optim_context(model):
             yield
 
@@ -85,7 +62,7 @@ class MomentumSAMMixin:
                       zero_kwargs: Optional[dict] = None) -> None:
         loss = self.scale_loss(loss)
         self.backward(loss)
-        self.selection.restore()  # the step starts from w
+        self.engine.restore()  # the step starts from w
         if self.should_update():
             self.step(**(step_kwargs or {}))
             self.zero_grad(**(zero_kwargs or {}))

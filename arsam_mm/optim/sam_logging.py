@@ -15,15 +15,17 @@ the visualizer backends, TensorBoard included).
 Device values are read back on two-pass iterations only; one-pass
 iterations log the last value again, without a host sync.
 """
+import logging
 from typing import Dict, Optional
 
 import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
-from .sam_math import passes_vs_sam
+from arsam import _log
+from arsam.sam_math import passes_vs_sam
 
-__all__ = ['SAMScalars']
+__all__ = ['SAMScalars', 'forward_engine_log']
 
 _MEANINGS = dict(
     sam_rate='share of the iterations so far with two passes (the cost '
@@ -33,6 +35,22 @@ _MEANINGS = dict(
     'rising slowly; far above 1: rho is large for this model)',
     psf_coef='weight of the reused term this iteration',
     sharpness='loss at w + e minus loss at w')
+
+
+class _ToMMLogger(logging.Handler):
+    """Hands the engine's records to mmengine's current logger."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print_log(record.getMessage(), logger='current', level=record.levelno)
+
+
+def forward_engine_log() -> None:
+    """The ``'arsam'`` logger (engine, policies) writes through mmengine's
+    current logger: the Runner's console and log file."""
+    if not any(isinstance(h, _ToMMLogger) for h in _log.logger.handlers):
+        _log.logger.addHandler(_ToMMLogger())
+        _log.logger.setLevel(logging.INFO)
+        _log.logger.propagate = False
 
 
 class SAMScalars:

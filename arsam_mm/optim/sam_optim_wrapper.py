@@ -1,55 +1,47 @@
-"""mmengine glue: the two-pass training step behind every SAM-family wrapper.
+"""mmengine glue over the sharpness-aware engine (``arsam/engine.py``).
 
 ``BaseModel.train_step`` (and ``MMDistributedDataParallel.train_step``) run
 ``data_preprocessor`` and the forward inside ``optim_wrapper.optim_context``
-and then call ``optim_wrapper.update_params(loss)``. The mixin here uses
+and then call ``optim_wrapper.update_params(loss)``. The mixin uses
 exactly that contract (``docs/design.md``):
 
-* ``optim_context`` asks the policy whether this step takes two passes,
+* ``optim_context`` asks the engine whether this step takes two passes,
   and if so records the preprocessed batch with a temporary forward hook on
   ``data_preprocessor`` (re-running it would redraw random batch
   augmentations) and, under DDP, runs the first pass without gradient
-  all-reduce unless ``sync_first_pass=True`` (local SAM, as in the paper).
+  all-reduce unless ``sync_first_pass=True`` (local SAM, as in the paper);
 * ``update_params`` is mmengine's template (scale, backward, and on the
-  last micro-batch: step, zero_grad); before the step a two-pass step
-  perturbs the weights, runs the second forward/backward through the
-  (wrapped) model with BatchNorm statistics frozen, restores the weights
-  bit for bit and hands both gradients to the policy, so ``step`` (clipping,
-  the base optimizer, the AMP scaler) acts on the perturbed-pass gradient.
-  A one-pass step may run its one pass at a perturbation the policy keeps
-  from its last SAM step (``one_pass_ascent``); ``w`` is back before the step.
+  last micro-batch: step, zero_grad); before the step the engine runs the
+  second pass through the (wrapped) model at the perturbed weights, or the
+  policy's one-pass edit, so ``step`` (clipping, the base optimizer, the
+  AMP scaler) acts on the gradient the method wants.
 
-Which steps take two passes, and what one-pass steps do, is the policy's
-business (``policies/``); which parameters move and by how much is
-``perturbed_params.py``'s; the arithmetic is ``sam_math.py``'s; the
-accumulation cycle is ``accumulation.py``'s.
+The glue adds what only mmengine knows: the run's length (message hub),
+the accumulation cycle (``accumulation.py``), logging (``sam_logging.py``)
+and AMP (``amp.py``).
 """
 import logging
 from contextlib import contextmanager, nullcontext
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from . import _dist
-from ._batchnorm import batchnorm_stats_frozen
+from arsam import _dist
+from arsam.engine import SharpnessAwareEngine
+from arsam.policies import TwoPassPolicy
+
 from ._checks import (
-    check_number,
     check_unknown_arguments,
     refuse_amp_arguments,
     refuse_unsupported_model,
     refuse_update_without_context,
 )
-from ._finite import check_passes_finite, loss_and_grad_norm
 from .accumulation import AccumulationCycle
-from .perturbed_params import PerturbedParams, put_rho_in_param_groups
-from .policies import AlwaysSAMPolicy, TwoPassPolicy
 from .run_info import training_run_length
 from .sam_logging import SAMScalars
-from .sam_math import tensor_norms
 
 __all__ = ['SharpnessAwareMixin', 'unwrap']
 
@@ -58,7 +50,43 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
 
 
-class SharpnessAwareMixin:
+class EngineGlue:
+    """What every wrapper over the engine shares: the refusals and the
+    model binding (SAM's two-pass family and MSAM alike)."""
+
+    def _init_engine(self, optimizer, kwargs: dict, **engine_args) -> None:
+        """Before ``OptimWrapper.__init__``: it copies ``rho`` from the
+        param groups the engine sets."""
+        refuse_amp_arguments(self, kwargs)
+        check_unknown_arguments(type(self), kwargs)
+        self.engine = SharpnessAwareEngine(
+            optimizer, name=type(self).__name__, **engine_args)
+        self._model: Optional[nn.Module] = None
+
+    def initialize_count_status(self, model: nn.Module, init_counts: int,
+                                max_counts: int) -> None:
+        # Refuse an unsupported model, or an exclude that leaves nothing
+        # to perturb, before any iteration runs.
+        refuse_unsupported_model(self, model)
+        self.engine.perturbed.select(unwrap(model), self.optimizer)
+        super().initialize_count_status(model, init_counts, max_counts)
+
+    def _bind(self, model: nn.Module) -> None:
+        if model is not self._model:
+            refuse_unsupported_model(self, model)
+            self.engine.bind(unwrap(model))
+            self._model, self._inner = model, unwrap(model)
+
+    @property
+    def policy(self) -> TwoPassPolicy:
+        return self.engine.policy
+
+    @property
+    def rho(self) -> float:
+        return self.engine.rho
+
+
+class SharpnessAwareMixin(EngineGlue):
     """Two-pass training step shared by every SAM-family wrapper.
 
     Args:
@@ -86,58 +114,40 @@ class SharpnessAwareMixin:
                  sync_first_pass: bool = False,
                  policy: Optional[TwoPassPolicy] = None,
                  **kwargs):
-        refuse_amp_arguments(self, kwargs)
-        check_unknown_arguments(type(self), kwargs)
-        check_number('rho', rho, low=0, open_low=True)
-        check_number('eta', eta, low=0)
-        check_number('eps', eps, low=0)
-        self.selection = PerturbedParams(exclude)
-        put_rho_in_param_groups(optimizer, rho)
+        self._init_engine(
+            optimizer, kwargs, policy=policy, rho=rho,
+            adaptive=adaptive, eta=eta, eps=eps, exclude=exclude,
+            skip_non_finite=self._amp)
         super().__init__(optimizer=optimizer, **kwargs)
-        self.rho = rho
         self.adaptive = adaptive
-        self.eta = eta
-        self.eps = eps
         self.sync_first_pass = sync_first_pass
-        self.policy = policy if policy is not None else AlwaysSAMPolicy()
-        self.sam_iters = 0
-        self.total_iters = 0
         self.cycle = AccumulationCycle()
-        self._model: Optional[nn.Module] = None
         self._in_step = False  # optim_context ran, update_params to come
         self._local_first_pass = False
-        self._max_iters_given: Optional[int] = None  # initialize_count_status
+        self._max_iters_given: Optional[int] = None
         self._started = False
         self._run_max_iters: Optional[int] = None
         self.scalars = SAMScalars(type(self).__name__)
 
-    # ------------------------------------------------------- model binding
+    _amp = False  # the AMP twin skips non-finite passes
+
+    @property
+    def sam_iters(self) -> int:
+        return self.engine.sam_iters
+
+    @property
+    def total_iters(self) -> int:
+        return self.engine.total_iters
+
     def initialize_count_status(self, model: nn.Module, init_counts: int,
                                 max_counts: int) -> None:
-        refuse_unsupported_model(self, model)
         super().initialize_count_status(model, init_counts, max_counts)
         self._max_iters_given = max_counts
-        # Refuse an exclude that leaves nothing to perturb before any
-        # iteration runs.
-        self.selection.select(unwrap(model), self.optimizer)
-
-    def _bind(self, model: nn.Module) -> None:
-        if model is self._model:
-            return
-        refuse_unsupported_model(self, model)
-        inner = unwrap(model)
-        self.selection.select(inner, self.optimizer)
-        self._model, self._inner = model, inner
-        self._batchnorms = [
-            m for m in inner.modules() if isinstance(m, _BatchNorm)
-        ]
-        self.policy.bind(len(self.selection.perturbed))
 
     def _start_run(self) -> None:
-        """Tell the policy the run's length, in optimizer steps (one per
-        accumulation cycle), at the first step of a run, resume included:
-        from the train loop mmengine's RuntimeInfoHook publishes under
-        Runner and FlexibleRunner alike (``run_info.py``)."""
+        """The run's length in optimizer steps (one per accumulation
+        cycle), at the first step of a run, resume included, from what
+        mmengine publishes (``run_info.py``)."""
         self._started = True
         max_iters, epoch_length = training_run_length(self.message_hub,
                                                       self._max_iters_given)
@@ -146,11 +156,10 @@ class SharpnessAwareMixin:
         steps = None if max_iters is None else -(-max_iters // counts)
         if epoch_length is not None:
             epoch_length = -(-epoch_length // counts)
-        self.policy.on_train_start(steps, epoch_length)
+        self.engine.start_run(steps, epoch_length)
         self.cycle.warn_if_resumed_inside(type(self).__name__,
                                           self._inner_count % counts)
 
-    # ----------------------------------------------------------- forward
     @contextmanager
     def optim_context(self, model: nn.Module):
         self._bind(model)
@@ -160,17 +169,10 @@ class SharpnessAwareMixin:
             # The cycle's first micro-batch: one decision for all of it, so
             # that DDP knows at once which micro-batches skip all-reduce.
             epoch = self.message_hub.get_info('epoch', 0) or 0
-            self.cycle.open(self.policy.take_two_passes(epoch))
+            self.cycle.open(self.engine.take_two_passes(epoch))
         self._in_step = True
         if self.cycle.two_pass is False:
-            directions = (None if self.selection.moved else
-                          self.policy.one_pass_ascent())  # a stale ascent
-            if directions is not None:
-                self.selection.move_along(self.optimizer, directions,
-                                          eps=self.eps, adaptive=self.adaptive,
-                                          eta=self.eta)
-            with self.selection.restored_on_error(), \
-                    super().optim_context(model):
+            with super().optim_context(model):
                 yield
             return
         # Undecided (None) steps may turn into SAM ones: capture the batch,
@@ -180,7 +182,7 @@ class SharpnessAwareMixin:
             and hasattr(model, 'no_sync') and _dist.world_size() > 1)
         handle = self._inner.data_preprocessor.register_forward_hook(
             lambda module, inputs, output: self.cycle.record_batch(output))
-        self.selection.set_on_saq_layers('record_quantized_weight_grad', True)
+        self.engine.record_saq_grads(True)
         try:
             no_sync = model.no_sync() if self._local_first_pass else (
                 nullcontext())
@@ -188,8 +190,7 @@ class SharpnessAwareMixin:
                 yield
         finally:
             handle.remove()
-            self.selection.set_on_saq_layers('record_quantized_weight_grad',
-                                             False)
+            self.engine.record_saq_grads(False)
 
     def _forward_context(self):
         """Autocast for the second forward (the AMP twin overrides it)."""
@@ -199,45 +200,28 @@ class SharpnessAwareMixin:
         """The loss scale gradients carry (the AMP twin overrides it)."""
         return None
 
-    def _first_pass_finite(self, norm: Tensor) -> bool:
-        """AMP skips an overflowed first pass (``norm``: ``||g||``); in fp32
-        it is caught with the second pass (:meth:`_passes_finite`), in one
-        host sync."""
-        return True
-
-    def _first_pass_norms(self, loss: Tensor,
-                          norm: Tensor) -> Optional[Tensor]:
-        """``loss`` and ``||g||`` of the first pass, kept on the device
-        until :meth:`_passes_finite` reads them with the second pass's."""
-        return loss_and_grad_norm(loss, None, norm)
-
-    def _passes_finite(self, first_norms: Optional[Tensor], sam_loss: Tensor,
-                       sam_grads: List[Tensor],
-                       sam_norm: Optional[Tensor] = None) -> bool:
-        """fp32: :func:`check_passes_finite` raises on a non-finite pass."""
-        # total_iters counts this iteration only after the step (and is
-        # restored on resume), so +1 is mmengine's 1-based Iter(train).
-        check_passes_finite(
-            type(self).__name__, self.total_iters + 1, first_norms,
-            loss_and_grad_norm(sam_loss, sam_grads, sam_norm))
-        return True
-
-    # ------------------------------------------------------------ update
     def update_params(self,
                       loss: Tensor,
                       step_kwargs: Optional[dict] = None,
                       zero_kwargs: Optional[dict] = None) -> None:
-        self._check_in_step()
+        if not self._in_step:
+            refuse_update_without_context(self)
+        self._in_step = False
         loss = self.scale_loss(loss)
         self.backward(loss)
         self.cycle.add_loss(loss)
         if self.should_update():
-            self.selection.restore()  # a stale ascent's w (one-pass steps)
-            self._sharpness_aware_update()
+            two_pass, sharpness = self.engine.update(
+                self.cycle.loss, self._second_pass,
+                two_pass=self.cycle.two_pass, grad_scale=self._grad_scale(),
+                local_first_pass=self._local_first_pass)
+            self.engine.count_iteration(self.cycle.micro * int(bool(two_pass)))
+            self.cycle.end()
+            self._log(two_pass, sharpness)
             self.step(**(step_kwargs or {}))
             self.zero_grad(**(zero_kwargs or {}))
         else:
-            self.total_iters += 1
+            self.engine.count_iteration()
             self._log(False, None)
         if self.total_iters == self._run_max_iters:
             print_log(self.scalars.run_end_line(self.sam_iters,
@@ -253,51 +237,26 @@ class SharpnessAwareMixin:
                 1.0 / float(super().scale_loss(torch.ones(()))))
         return loss
 
-    def _check_in_step(self) -> None:
-        if not self._in_step:
-            refuse_update_without_context(self)
-        self._in_step = False
-
-    def _sharpness_aware_update(self) -> None:
-        """The end of a cycle, before the base optimizer steps: a second
-        pass and the policy's record, or the policy's one-pass edit."""
-        cycle = self.cycle
-        two_pass = cycle.two_pass
-        if two_pass is None:
-            _, grads, _ = self.selection.with_grads()
-            two_pass = self.policy.decide_after_first_pass(
-                grads, self._grad_scale())
-        sharpness = None
-        if two_pass:
-            sharpness = self._sam_pass(cycle.loss)
-        else:
-            _, grads, index = self.selection.with_grads()
-            self.policy.on_one_pass_step(grads, self._grad_scale(), index)
-        self.total_iters += 1
-        self.sam_iters += cycle.micro * int(bool(two_pass))
-        cycle.end()
-        self.selection.set_on_saq_layers('quantized_weight_grad', None)
-        self._log(two_pass, sharpness)
-
     def _second_pass(self) -> Tensor:
         """Forward/backward of the cycle's recorded micro-batches at the
-        perturbed weights; their gradients accumulate as the first pass's
-        did, and under DDP only the last one all-reduces. Returns the
-        cycle's loss there, divided as mmengine divides the first pass's.
+        perturbed weights; under DDP only the last one all-reduces.
         ``_run_forward`` and ``_inner_count`` are mmengine privates (pinned
         by ``tests/test_mmengine_contract.py``): the second forward must go
         through the wrapped model without a new preprocessing, and its
         backward must not count as a micro-batch."""
         batches = self.cycle.batches
+        if not batches:
+            raise RuntimeError(
+                f'{type(self).__name__} did not see the preprocessed batch: '
+                "the model's data_preprocessor must run inside "
+                'optim_context(model), as BaseModel.train_step does.')
         no_sync = hasattr(self._model, 'no_sync') and _dist.world_size() > 1
         total = None
         for k, batch in enumerate(batches):
             last = k == len(batches) - 1
-            sync = nullcontext() if last or not no_sync else (
-                self._model.no_sync())
-            with sync:
-                with batchnorm_stats_frozen(self._batchnorms), \
-                        self._forward_context():
+            with (nullcontext() if last or not no_sync else
+                  self._model.no_sync()):
+                with self._forward_context():
                     losses = self._model._run_forward(batch, mode='loss')
                 sam_loss, _ = self._inner.parse_losses(losses)
                 if self._accumulative_counts > 1:
@@ -308,66 +267,16 @@ class SharpnessAwareMixin:
             total = sam_loss if total is None else total + sam_loss
         return total
 
-    def _sam_pass(self, loss: Tensor) -> Optional[Tensor]:
-        if not self.cycle.batches:
-            raise RuntimeError(
-                f'{type(self).__name__} did not see the preprocessed batch: '
-                "the model's data_preprocessor must run inside "
-                'optim_context(model), as BaseModel.train_step does.')
-        params, grads, index = self.selection.with_grads()
-        # One per-tensor norm pass over g serves the finiteness check, the
-        # perturbation's ||g|| and the policy's statistics.
-        norms = tensor_norms(grads)
-        norm = torch.linalg.vector_norm(norms)
-        if not self._first_pass_finite(norm):
-            if self._local_first_pass:
-                _dist.all_reduce_mean_(grads)  # every rank skips the step
-            return None
-        first_grads = self.policy.keep_first_grads(grads, index)
-        if first_grads is not None and self._local_first_pass:
-            # PSF = g_s - g must be the same on every rank, or the
-            # one-pass iterations would move the ranks apart.
-            _dist.all_reduce_mean_(first_grads)
-        first_norms = self._first_pass_norms(loss, norm)
-        latent, perturbation = self.selection.perturbation(
-            self.optimizer, params, grads, index, eps=self.eps,
-            adaptive=self.adaptive, eta=self.eta, norm=norm)
-        self.selection.move(latent, perturbation)
-        del perturbation
-        with torch.no_grad():
-            torch._foreach_zero_([p.grad for p in self.selection.params
-                                  if p.grad is not None])
-        try:
-            sam_loss = self._second_pass()
-        finally:
-            self.selection.restore()
-        sam_grads = [p.grad for p in params]
-
-        def check(sam_norm: Optional[Tensor]) -> bool:
-            return self._passes_finite(first_norms, sam_loss, sam_grads,
-                                       sam_norm)
-
-        # A local first pass was all-reduced into first_grads since: its
-        # norms are not theirs.
-        finite = self.policy.on_sam_step(
-            first_grads, sam_grads, self._grad_scale(), index,
-            None if self._local_first_pass else norms, check)
-        return (sam_loss - loss).detach() if finite else None
-
     def _log(self, two_pass: bool, sharpness: Optional[Tensor]) -> None:
         self.scalars.log(self.message_hub, self.policy,
                          self.sam_iters / self.total_iters,
                          self.optimizer.param_groups[0]['rho'], two_pass,
                          sharpness)
 
-    # ------------------------------------------------------------- state
     def state_dict(self) -> dict:
         state = super().state_dict()
         state['sam_state'] = dict(
-            policy=self.policy.state_dict(),
-            sam_iters=self.sam_iters,
-            total_iters=self.total_iters,
-            log_cache=dict(self.scalars.cache),
+            self.engine.state_dict(), log_cache=dict(self.scalars.cache),
             cycle_decision=self.cycle.state_dict())
         return state
 
@@ -383,10 +292,7 @@ class SharpnessAwareMixin:
                 logger='current',
                 level=logging.WARNING)
             return
-        device = self.optimizer.param_groups[0]['params'][0].device
-        self.policy.load_state_dict(sam_state['policy'], device)
-        self.sam_iters = sam_state['sam_iters']
-        self.total_iters = sam_state['total_iters']
+        self.engine.load_state_dict(sam_state)
         self.scalars.cache = dict(sam_state['log_cache'])
         self.cycle.load_state_dict(sam_state.get('cycle_decision'))
 

@@ -14,15 +14,16 @@ import inspect
 from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
-from .amp import AmpOnAnyDevice, AmpSharpnessAwareMixin
-from .msam_optim_wrapper import MomentumSAMMixin
-from .policies import (
+from arsam.policies import (
     AESAMPolicy,
     ARSAMPolicy,
     LookSAMPolicy,
     PeriodicSAMPolicy,
     RandomSAMPolicy,
 )
+
+from .amp import AmpOnAnyDevice, AmpSharpnessAwareMixin
+from .msam_optim_wrapper import MomentumSAMMixin
 from .sam_optim_wrapper import SharpnessAwareMixin
 
 __all__ = [
@@ -43,9 +44,12 @@ def policy_arguments(policy_cls):
     :class:`SharpnessAwareMixin` and mmengine's wrapper.
     """
     names = tuple(inspect.signature(policy_cls).parameters)
+    policy_cls_ = policy_cls
 
     class PolicyArguments:
         policy_argument_names = names
+        policy_cls = policy_cls_
+        removed_arguments = getattr(policy_cls, 'removed_arguments', {})
 
         def __init__(self, optimizer, **kwargs):
             policy_kwargs = {k: kwargs.pop(k) for k in names if k in kwargs}
@@ -82,7 +86,7 @@ class ARSAMOptimWrapper(policy_arguments(ARSAMPolicy), SharpnessAwareMixin,
     passes), the stored PSF mixed into the others.
 
     Takes every argument of :class:`SharpnessAwareMixin` and of
-    :class:`~arsam_mm.optim.policies.ARSAMPolicy`.
+    :class:`~arsam.policies.ARSAMPolicy`.
 
     Examples:
         >>> optim_wrapper = dict(type='ARSAMOptimWrapper', rho=0.05)

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..optim._dist import all_reduce_mean_
+from arsam._dist import all_reduce_mean_
+
 from .lsq import lsq_fake_quant, lsq_init_step, quant_range
 
 __all__ = [

@@ -2,6 +2,7 @@ from .train import (
     add_run_info_hook,
     check_config,
     check_wrapper_type,
+    cli,
     main,
     parse_args,
     say_when_nothing_to_resume,
@@ -9,6 +10,6 @@ from .train import (
 )
 
 __all__ = [
-    'add_run_info_hook', 'check_config', 'check_wrapper_type', 'main',
+    'add_run_info_hook', 'check_config', 'check_wrapper_type', 'cli', 'main',
     'parse_args', 'say_when_nothing_to_resume', 'switch_to_amp'
 ]

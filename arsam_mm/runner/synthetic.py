@@ -14,9 +14,13 @@ def input_channels(cfg) -> int:
 
 
 def train_input_size(cfg):
-    """(H, W) of the training input: mmseg's ``crop_size`` variable, mmpose's
-    codec ``input_size`` (W, H), else the first crop/resize size in the train
-    pipeline."""
+    """(H, W) of the training input: the size mmseg's data preprocessor pads
+    to (``--embedded-data`` sets it), mmseg's ``crop_size`` variable,
+    mmpose's codec ``input_size`` (W, H), else the first crop/resize size
+    in the train pipeline."""
+    preprocessor = cfg.model.get('data_preprocessor') or {}
+    if preprocessor.get('size'):
+        return tuple(preprocessor['size'])
     if cfg.get('crop_size'):
         return tuple(cfg.crop_size)
     codec = cfg.get('codec')
@@ -36,10 +40,11 @@ def train_input_size(cfg):
         'explicitly (e.g. --shape H W).')
 
 
-def synthetic_batch(cfg, batch_size):
-    """One random batch in the format the config's data loader yields."""
+def synthetic_batch(cfg, batch_size, shape=None):
+    """One random batch in the format the config's data loader yields, of
+    ``shape`` (H, W) or the training input's size."""
     from mmengine.structures import PixelData
-    height, width = train_input_size(cfg)
+    height, width = shape or train_input_size(cfg)
     scope = cfg.get('default_scope')
     generator = torch.Generator().manual_seed(0)
     channels = input_channels(cfg)

@@ -30,15 +30,22 @@ from mmengine.registry import OPTIM_WRAPPERS, RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from ..hooks.sam_run_info_hook import run_summary
+from ..optim._checks import ConfigError, check_wrapper_arguments
 from .embedded import use_embedded_data, walk_dicts
 
 
-def _is_sam_family(type_name) -> bool:
+def _sam_family_class(type_name):
+    """The wrapper class of ``type_name`` if it runs on the engine (the
+    SAM family and MSAM), else None."""
     if not isinstance(type_name, str):
-        return False
+        return None
     cls = OPTIM_WRAPPERS.get(type_name)
-    from arsam_mm.optim import SharpnessAwareMixin
-    return cls is not None and issubclass(cls, SharpnessAwareMixin)
+    from arsam_mm.optim.sam_optim_wrapper import EngineGlue
+    return cls if cls is not None and issubclass(cls, EngineGlue) else None
+
+
+def _is_sam_family(type_name) -> bool:
+    return _sam_family_class(type_name) is not None
 
 
 def parse_args(argv=None):
@@ -90,7 +97,7 @@ def switch_to_amp(cfg: Config) -> None:
         return
     amp_name = f'Amp{type_name}'
     if OPTIM_WRAPPERS.get(amp_name) is None:
-        raise ValueError(
+        raise ConfigError(
             f'--amp: optim_wrapper.type={type_name!r} has no mixed-precision '
             f'twin ({amp_name!r} is not registered). Use OptimWrapper, '
             'SAMOptimWrapper or ARSAMOptimWrapper, or drop --amp.')
@@ -120,7 +127,7 @@ def check_wrapper_type(type_name) -> None:
                                       cutoff=0.6)
     hint = (f'Did you mean {" or ".join(close)}?' if close else
             f'Registered: {", ".join(sorted(names))}.')
-    raise ValueError(f'optim_wrapper.type: {type_name!r} is not a registered '
+    raise ConfigError(f'optim_wrapper.type: {type_name!r} is not a registered '
                      f'optimizer wrapper. {hint}')
 
 
@@ -137,21 +144,23 @@ def check_config(cfg: Config) -> None:
             if isinstance(value, dict) and _is_sam_family(value.get('type'))
         ]
         if nested:
-            raise ValueError(
+            raise ConfigError(
                 f'optim_wrapper.{nested[0]}.type: SAM-family wrappers cannot '
                 'be used inside an OptimWrapperDict (several optimizers): '
                 'their second pass needs the whole model. Use one '
                 'optimizer with paramwise_cfg instead.')
         return
-    if not _is_sam_family(type_name):
+    cls = _sam_family_class(type_name)
+    if cls is None:
         return
+    check_wrapper_arguments(cls, wrapper_cfg)
     if cfg.get('compile', False):
-        raise ValueError(
+        raise ConfigError(
             f'compile: {type_name} cannot run inside a torch.compile-d '
             'train_step. Set compile=False (--cfg-options compile=False).')
     model_wrapper = cfg.get('model_wrapper_cfg', None) or {}
     if 'FullyShardedDataParallel' in str(model_wrapper.get('type', '')):
-        raise ValueError(
+        raise ConfigError(
             f'model_wrapper_cfg.type: {type_name} does not support FSDP. Use '
             "MMDistributedDataParallel (the default).")
 
@@ -221,9 +230,10 @@ def main(argv=None):
     if args.amp:
         switch_to_amp(cfg)
     if args.resume == 'auto':
-        cfg.resume = True
         cfg.load_from = None
-        say_when_nothing_to_resume(cfg)
+        # Nothing to resume: mmengine would log "Auto resumed from the
+        # latest checkpoint None."; we said it, and start from scratch.
+        cfg.resume = say_when_nothing_to_resume(cfg) is None
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
@@ -237,5 +247,16 @@ def main(argv=None):
     return summarize(runner)
 
 
+def cli(argv=None):
+    """``tools/train.py``: a configuration error ends the command with its
+    one-line message (the key and the fix), before the Runner prints the
+    config, instead of a traceback."""
+    import sys
+    try:
+        return main(argv)
+    except ConfigError as error:
+        sys.exit(f'train.py: error: {error}')
+
+
 if __name__ == '__main__':
-    main()
+    cli()

@@ -1,6 +1,6 @@
 """Schedules and reuse rules of the peer fast-SAM methods (docs/algorithms.md,
 "Peers"), the baselines ARSAM is compared against. Each is a policy
-over the same SAM glue and math; only *when* and *what is reused* differ.
+over the same engine and math; only *when* and *what is reused* differ.
 
 * LookSAM: Liu et al., "Towards Efficient and Scalable Sharpness-Aware
   Minimization", CVPR 2022.
@@ -147,7 +147,7 @@ class AESAMPolicy(TwoPassPolicy):
         c_t = self._threshold_coef()
         self.iteration += 1
         if not math.isfinite(sq_norm):
-            # The glue skips (AMP) or reports (fp32) a non-finite pass;
+            # The engine skips (AMP) or reports (fp32) a non-finite pass;
             # the statistics keep their last finite values.
             return True
         self.mean = self.delta * self.mean + (1 - self.delta) * sq_norm

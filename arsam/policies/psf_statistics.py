@@ -3,7 +3,7 @@
 Recorded on SAM iterations only, each history keeping its last ``window``
 records in a ring buffer on the gradients' device:
 
-* ``r``: ``||PSF|| / ||g||`` over the last ``stat_layers`` tensors;
+* ``r``: ``||PSF|| / ||g||`` over the last ``stat_tensors`` tensors;
 * ``s``: ``||PSF||`` over the same tensors (unscaled);
 * ``v``: after appending ``s``, the sorted ``s`` history is cut into
   ``blocks`` equal chunks and the mean of their variances is appended.
@@ -46,18 +46,18 @@ class PSFStatistics:
     Args:
         window (int): history length.
         blocks (int): chunks of the sorted ``s`` history.
-        stat_layers (int): the statistics use the last this-many tensors.
+        stat_tensors (int): the statistics use the last this-many tensors.
         full_histories_only (bool): make ``v`` records from a full ``s``
             history only (block variances of a filling one grow with the
             count alone, whatever the PSF does); False: from ``2 * blocks``
             values on, as the authors' code.
     """
 
-    def __init__(self, window: int, blocks: int, stat_layers: int,
+    def __init__(self, window: int, blocks: int, stat_tensors: int,
                  full_histories_only: bool):
         self.window = window
         self.blocks = blocks
-        self.stat_layers = stat_layers
+        self.stat_tensors = stat_tensors
         self.full_histories_only = full_histories_only
         self.history: Dict[str, Optional[Tensor]] = dict(r=None, s=None, v=None)
         self.counts = dict(r=0, s=0, v=0)
@@ -78,7 +78,7 @@ class PSFStatistics:
         """One SAM iteration: per-tensor norms of the stored PSF and of
         ``g`` in the gradients' own units (AMP: scaled alike, so ratios
         need no unscaling); ``unscale``: the loss scale they carry."""
-        tail = -self.stat_layers
+        tail = -self.stat_tensors
         psf_tail = torch.linalg.vector_norm(psf_norms[tail:])
         first_tail = torch.linalg.vector_norm(first_norms[tail:])
         self._push('r', psf_tail / first_tail.clamp_min(TINY))

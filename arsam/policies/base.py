@@ -1,13 +1,13 @@
-"""The interface between the SAM glue and a two-pass schedule.
+"""The interface between the sharpness-aware engine and a schedule.
 
 A *policy* answers two questions the optimizer wrapper does not: which
 iterations take the second (perturbed) pass, and what to do with the
-gradient of the one-pass iterations. The glue never reads a policy's
+gradient of the one-pass iterations. The engine never reads a policy's
 attributes; it only makes these calls.
 
 Once per run:
 
-* :meth:`bind` when the glue knows how many tensors it perturbs;
+* :meth:`bind` when the engine knows how many tensors it perturbs;
 * :meth:`on_train_start` with the run's length at its first iteration
   (resume included).
 
@@ -17,25 +17,23 @@ Per optimizer step (one accumulation cycle):
    policy that can only decide from the first-pass gradient returns
    ``None`` and answers :meth:`decide_after_first_pass` after the first
    backward instead (its first pass is then always all-reduced).
-2. A one-pass step: before its forward, :meth:`one_pass_ascent` (the
-   pass runs at ``w + rho d/||d||`` when it returns directions ``d``, and
-   the step starts from ``w``); after it, :meth:`on_one_pass_step` with
+2. A one-pass step: after its backward, :meth:`on_one_pass_step` with
    ``g``, which it may edit in place before the base optimizer steps.
 3. A two-pass (SAM) step, after the first backward:
 
    a. :meth:`keep_first_grads` with ``g``: the policy keeps a copy of the
-      tensors it needs (or None); the glue averages that copy over ranks
+      tensors it needs (or None); the engine averages that copy over ranks
       under local SAM, then runs the perturbed pass;
    b. :meth:`on_sam_step` with the kept copy and ``g_s``. It calls
       ``check(norm)`` once, before it changes any of its state: ``norm``
       is a norm it computed on the way that is finite only if ``g_s`` is
-      (or None, and the glue reads ``g_s``). ``check`` returns False, or
+      (or None, and the engine reads ``g_s``). ``check`` returns False, or
       raises, when a pass was not finite; the policy then keeps its state
       as it was (and drops what :meth:`keep_first_grads` may have written
       into it) and returns False.
 
 A policy holds no state between two calls of one step: what passes from
-one call to the next goes through the glue (the kept copy, ``check``).
+one call to the next goes through the engine (the kept copy, ``check``).
 
 Gradients arrive as lists aligned with the wrapper's perturbed
 parameters; ``index`` lists the positions present when some parameters
@@ -88,15 +86,9 @@ class TwoPassPolicy:
         """Record what later one-pass steps reuse, once ``check`` passed.
         ``first_grads``: what :meth:`keep_first_grads` returned;
         ``first_norms``: the per-tensor norms of ``g`` (a 1-D tensor in the
-        same units) when the glue has them, else None. Returns whether the
+        same units) when the engine has them, else None. Returns whether the
         step was finite."""
         return check(None)
-
-    def one_pass_ascent(self) -> Optional[List[Optional[Tensor]]]:
-        """Directions ``d``, aligned with the perturbed parameters (None:
-        that tensor stays), to take a one-pass step's pass at, or None: at
-        ``w`` (default)."""
-        return None
 
     def on_one_pass_step(self, grads: List[Tensor],
                          grad_scale: Optional[Tensor],

@@ -1,4 +1,4 @@
-"""The collectives the SAM glue needs, as no-ops when not distributed."""
+"""The collectives the sharpness-aware engine needs, as no-ops when not distributed."""
 from typing import List
 
 import torch

@@ -23,22 +23,20 @@ Placements (weights at run progress ``t`` in [0, 1)):
   authors' rule in log space, ``L += a1*dr + a2*dv`` (the relative changes
   of ``||PSF||/||g||`` and of the block variance of ``||PSF||``), clipped
   to ``[-log 4, log 4]``. A growing PSF asks for SAM iterations sooner.
-* ``'uniform'``: 1, an even spread.
-* ``'front'``: 2, which spends the budget with a density falling linearly
-  to zero at the end of the run (``budget left ~ (1 - t)^2``).
-* ``'late'``: ``2t / (1 + t)``, a density rising linearly from zero.
+* ``'uniform'``: 1, an even spread: the equal-budget control that shows
+  what the statistics add (``docs/benchmarks.md``; ``'front'`` and
+  ``'late'`` were studied there and removed).
 """
 import math
 from typing import Optional
 
-from mmengine.logging import print_log
-
+from .. import _log
 from .._checks import config_error
 from ..sam_math import passes_vs_sam
 
 __all__ = ['SAMBudget', 'RunLengthUnknownError', 'PLACEMENTS']
 
-PLACEMENTS = ('adaptive', 'uniform', 'front', 'late')
+PLACEMENTS = ('adaptive', 'uniform')
 _MAX_LOG_WEIGHT = math.log(4.0)
 
 
@@ -82,15 +80,15 @@ class SAMBudget:
         self.max_iters = max_iters
         self.total = int(math.floor(self.budget * max_iters))
         if warmup_iters > self.total:
-            print_log(
+            _log.info(
                 f'ARSAM: the warm-up ({warmup_iters} iterations) is cut to '
                 f'the budget, {self.total} two-pass iterations of '
-                f'{max_iters} (budget={self.budget}).', logger='current')
+                f'{max_iters} (budget={self.budget}).')
             warmup_iters = self.total
-        print_log(
+        _log.info(
             f'ARSAM: {self.total} of {max_iters} iterations take two passes '
             f"({passes_vs_sam(self.total / max_iters):.2f}x SAM's passes), "
-            f'placement={self.placement!r}.', logger='current')
+            f'placement={self.placement!r}.')
         return warmup_iters
 
     def require_run_length(self) -> None:
@@ -99,9 +97,8 @@ class SAMBudget:
                 'ARSAM: optim_wrapper.budget is a share of the run, but the '
                 'run length is unknown: no mmengine train loop published '
                 'max_iters. Train through an mmengine Runner or '
-                'FlexibleRunner, call policy.on_train_start(max_iters) '
-                "yourself, or set optim_wrapper.schedule='paper' (no "
-                'budget).')
+                'FlexibleRunner, give the plain optimizer max_steps, or set '
+                "schedule='paper' (no budget).")
 
     @property
     def left(self) -> int:
@@ -118,12 +115,7 @@ class SAMBudget:
                 self.log_weight = min(max(self.log_weight + step,
                                           -_MAX_LOG_WEIGHT), _MAX_LOG_WEIGHT)
             return math.exp(self.log_weight)
-        if self.placement == 'uniform':
-            return 1.0
-        if self.placement == 'front':
-            return 2.0
-        progress = iteration / self.max_iters
-        return 2.0 * progress / (1.0 + progress)
+        return 1.0  # 'uniform'
 
     def window_quota(self, iteration: int, d_r: float = 0.0,
                      d_v: float = 0.0) -> int:

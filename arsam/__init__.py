@@ -1,0 +1,29 @@
+"""arsam: sharpness-aware training (SAM, ASAM, ARSAM, LookSAM) in plain
+PyTorch.
+
+``from arsam import ARSAM`` gives a ``torch.optim`` optimizer for any
+training loop (``arsam/optim.py``); ``SharpnessAwareEngine`` is the step
+itself, which the OpenMMLab wrappers of ``arsam_mm`` drive too. This
+package imports torch only: no mmengine, no OpenMMLab package.
+"""
+from .engine import SharpnessAwareEngine
+from .optim import ARSAM, ASAM, SAM, LookSAM, SharpnessAwareOptimizer
+from .policies import (
+    AESAMPolicy,
+    AlwaysSAMPolicy,
+    ARSAMPolicy,
+    LookSAMPolicy,
+    PeriodicSAMPolicy,
+    RandomSAMPolicy,
+    RunLengthUnknownError,
+    TwoPassPolicy,
+)
+
+__all__ = [
+    'SAM', 'ASAM', 'ARSAM', 'LookSAM', 'SharpnessAwareOptimizer',
+    'SharpnessAwareEngine', 'TwoPassPolicy', 'AlwaysSAMPolicy',
+    'ARSAMPolicy', 'LookSAMPolicy', 'AESAMPolicy', 'RandomSAMPolicy',
+    'PeriodicSAMPolicy', 'RunLengthUnknownError'
+]
+
+__version__ = '0.2.0'

@@ -1,0 +1,255 @@
+"""One sharpness-aware step in plain torch, for every policy.
+
+The engine owns what every SAM-family method does the same way, whatever
+drives it (the plain optimizers of ``arsam/optim.py``, the mmengine
+wrappers of ``arsam_mm``, any other loop):
+
+* which parameters move (``perturbed_params.py``: ``exclude``, quantizer
+  step sizes never, per-group ``rho`` in the optimizer's param groups,
+  ASAM's scaling, SAQ layers);
+* a two-pass step (SAM, Foret et al. 2021; ``docs/algorithms.md``):
+  ``e`` from ``g``, ``w += e``, the second pass with BatchNorm statistics
+  frozen, ``w`` restored bit for bit (also when the pass raises), both
+  gradients handed to the policy, which keeps what later steps reuse;
+* a one-pass step: the policy's edit of ``g`` (ARSAM mixes its PSF);
+* finiteness: a non-finite pass stops the run with a message naming the
+  iteration (``skip_non_finite=False``), or is skipped with nothing of it
+  stored (AMP's loss scaler skips the step);
+* MSAM's pass at ``w - rho v/||v||`` (Becker et al. 2024), restored before
+  the step;
+* the counters and the state dict.
+
+It never runs a forward itself: the driver passes ``second_pass``, a
+callable that runs the forward/backward at the moved weights and returns
+the loss. It imports torch and the policies, never mmengine.
+"""
+from contextlib import contextmanager
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from . import _dist
+from ._batchnorm import batchnorm_stats_frozen
+from ._checks import check_number
+from ._finite import check_passes_finite, loss_and_grad_norm
+from .perturbed_params import PerturbedParams, put_rho_in_param_groups
+from .policies import AlwaysSAMPolicy, TwoPassPolicy
+from .sam_math import tensor_norms
+
+__all__ = ['SharpnessAwareEngine']
+
+_MOMENTUM_KEYS = ('momentum_buffer', 'exp_avg')  # SGD, Adam/AdamW
+
+
+class SharpnessAwareEngine:
+    """The sharpness-aware step over ``optimizer``'s parameters.
+
+    Args:
+        optimizer (torch.optim.Optimizer): the base optimizer; ``rho`` is
+            put in its param groups (a group may set its own).
+        policy (TwoPassPolicy, optional): which steps take two passes and
+            what the others reuse. Defaults to SAM (every step).
+        rho (float): perturbation radius. Defaults to 0.05.
+        adaptive (bool): ASAM's scale-invariant perturbation.
+        eta (float): ASAM's offset in ``T = |w| + eta``.
+        eps (float): added to the norm that divides.
+        exclude (str | list[str], optional): regexes over parameter names
+            never perturbed.
+        skip_non_finite (bool): skip a non-finite pass (AMP) instead of
+            raising ``FloatingPointError``.
+        name (str): how errors name the optimizer.
+    """
+
+    def __init__(self,
+                 optimizer: torch.optim.Optimizer,
+                 policy: Optional[TwoPassPolicy] = None,
+                 *,
+                 rho: float = 0.05,
+                 adaptive: bool = False,
+                 eta: float = 0.01,
+                 eps: float = 1e-12,
+                 exclude: Optional[Union[str, Sequence[str]]] = None,
+                 skip_non_finite: bool = False,
+                 name: str = 'SAM'):
+        check_number('rho', rho, low=0, open_low=True)
+        check_number('eta', eta, low=0)
+        check_number('eps', eps, low=0)
+        self.perturbed = PerturbedParams(exclude)
+        put_rho_in_param_groups(optimizer, rho)
+        self.optimizer = optimizer
+        self.policy = policy if policy is not None else AlwaysSAMPolicy()
+        self.rho, self.adaptive, self.eta, self.eps = rho, adaptive, eta, eps
+        self.skip_non_finite = skip_non_finite
+        self.name = name
+        self.sam_iters = 0  # iterations that took two passes
+        self.total_iters = 0
+        self._model: Optional[nn.Module] = None
+        self._batchnorms: List[_BatchNorm] = []
+
+    # ------------------------------------------------------------ set-up
+    def bind(self, model: nn.Module) -> None:
+        """Select the perturbed parameters of ``model`` (unwrapped: its
+        parameter names are what ``exclude`` matches). Refuses an
+        ``exclude`` that leaves nothing to perturb."""
+        if model is self._model:
+            return
+        self.perturbed.select(model, self.optimizer)
+        self._model = model
+        self._batchnorms = [
+            m for m in model.modules() if isinstance(m, _BatchNorm)
+        ]
+        self.policy.bind(len(self.perturbed.perturbed))
+
+    def start_run(self, max_steps: Optional[int],
+                  epoch_length: Optional[int] = None) -> None:
+        """The run's length in optimizer steps (every start, resume
+        included): ARSAM's budget is a share of it."""
+        self.policy.on_train_start(max_steps, epoch_length)
+
+    # ------------------------------------------------------- one step
+    def take_two_passes(self, epoch: int = 0) -> Optional[bool]:
+        """The policy's decision, before the first forward (None: after
+        the first backward, in :meth:`update`)."""
+        return self.policy.take_two_passes(epoch)
+
+    def record_saq_grads(self, on: bool) -> None:
+        """SAQ layers keep ``dL/dQ(w)`` of the first pass (perturb='
+        quantized', ``arsam_mm/quant``)."""
+        self.perturbed.set_on_saq_layers('record_quantized_weight_grad', on)
+
+    def update(self, loss: Tensor, second_pass: Callable[[], Tensor], *,
+               two_pass: Optional[bool], grad_scale: Optional[Tensor] = None,
+               local_first_pass: bool = False
+               ) -> Tuple[bool, Optional[Tensor]]:
+        """After the first backward, before the base optimizer steps: a
+        second pass and the policy's record, or the policy's one-pass
+        edit of ``g``.
+
+        Args:
+            loss: the first pass's loss (detached).
+            second_pass: runs the forward/backward at the moved weights,
+                accumulating into the (zeroed) ``.grad``; returns the loss.
+            two_pass: :meth:`take_two_passes`' answer.
+            grad_scale: the loss scale the gradients carry (AMP), or None.
+            local_first_pass: the first pass was not all-reduced (local
+                SAM under DDP); its copy that the policy keeps is.
+
+        Returns:
+            tuple: whether two passes ran, and the loss increase at
+            ``w + e`` (None on one-pass or skipped steps).
+        """
+        if two_pass is None:
+            _, grads, _ = self.perturbed.with_grads()
+            two_pass = self.policy.decide_after_first_pass(grads, grad_scale)
+        sharpness = None
+        if two_pass:
+            sharpness = self._sam_step(loss, second_pass, grad_scale,
+                                       local_first_pass)
+        else:
+            _, grads, index = self.perturbed.with_grads()
+            self.policy.on_one_pass_step(grads, grad_scale, index)
+        self.perturbed.set_on_saq_layers('quantized_weight_grad', None)
+        return two_pass, sharpness
+
+    def count_iteration(self, two_pass_iterations: int = 0) -> None:
+        """One more iteration (a micro-batch under accumulation), of which
+        ``two_pass_iterations`` are newly known to have taken two."""
+        self.total_iters += 1
+        self.sam_iters += two_pass_iterations
+
+    @property
+    def sam_rate(self) -> float:
+        """The share of iterations so far that took two passes."""
+        return self.sam_iters / max(self.total_iters, 1)
+
+    def _sam_step(self, loss, second_pass, grad_scale,
+                  local_first_pass) -> Optional[Tensor]:
+        params, grads, index = self.perturbed.with_grads()
+        # One per-tensor norm pass over g serves the finiteness check, the
+        # perturbation's ||g|| and the policy's statistics.
+        norms = tensor_norms(grads)
+        norm = torch.linalg.vector_norm(norms)
+        first_norms = None
+        if self.skip_non_finite:
+            # An overflowed first pass has no direction to ascend along:
+            # no second pass; the loss scaler skips the step.
+            if not _dist.all_ranks_true(torch.isfinite(norm)):
+                if local_first_pass:
+                    _dist.all_reduce_mean_(grads)  # every rank skips
+                return None
+        else:  # checked with the second pass's, in one host sync
+            first_norms = loss_and_grad_norm(loss, None, norm)
+        first_grads = self.policy.keep_first_grads(grads, index)
+        if first_grads is not None and local_first_pass:
+            # PSF = g_s - g must be the same on every rank, or the
+            # one-pass iterations would move the ranks apart.
+            _dist.all_reduce_mean_(first_grads)
+        latent, perturbation = self.perturbed.perturbation(
+            self.optimizer, params, grads, index, eps=self.eps,
+            adaptive=self.adaptive, eta=self.eta, norm=norm)
+        self.perturbed.move(latent, perturbation)
+        del perturbation
+        with torch.no_grad():
+            torch._foreach_zero_([p.grad for p in self.perturbed.params
+                                  if p.grad is not None])
+        try:
+            with batchnorm_stats_frozen(self._batchnorms):
+                sam_loss = second_pass().detach()
+        finally:
+            self.perturbed.restore()
+        sam_grads = [p.grad for p in params]
+
+        def check(sam_norm: Optional[Tensor]) -> bool:
+            second = loss_and_grad_norm(sam_loss, sam_grads, sam_norm)
+            if self.skip_non_finite:
+                # Nothing of this step reaches the policy; the scaler
+                # skips it and backs off.
+                return _dist.all_ranks_true(torch.isfinite(second).all())
+            # total_iters counts this iteration only after it; +1 is the
+            # 1-based iteration of a training log.
+            check_passes_finite(self.name, self.total_iters + 1, first_norms,
+                                second)
+            return True
+
+        # A local first pass was all-reduced into first_grads since: its
+        # norms are not theirs.
+        finite = self.policy.on_sam_step(
+            first_grads, sam_grads, grad_scale, index,
+            None if local_first_pass else norms, check)
+        return (sam_loss - loss).detach() if finite else None
+
+    # -------------------------------------------------------------- MSAM
+    def move_against_momentum(self) -> None:
+        """MSAM: ``w -= rho v/||v||`` with ``v`` the base optimizer's
+        momentum (none before its first step: the pass runs at ``w``);
+        :meth:`restore` before the step."""
+        states = (self.optimizer.state.get(p, {})
+                  for p in self.perturbed.perturbed)
+        momenta = [next((s[k] for k in _MOMENTUM_KEYS if k in s), None)
+                   for s in states]
+        if any(m is not None for m in momenta):
+            self.perturbed.move_along(self.optimizer, momenta, sign=-1.0,
+                                      eps=self.eps)
+
+    def restore(self) -> None:
+        """Put back what :meth:`move_against_momentum` moved."""
+        self.perturbed.restore()
+
+    @contextmanager
+    def restored_on_error(self):
+        """Restore ``w`` if the block (a forward at moved weights) raises."""
+        with self.perturbed.restored_on_error():
+            yield
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return dict(policy=self.policy.state_dict(), sam_iters=self.sam_iters,
+                    total_iters=self.total_iters)
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self.optimizer.param_groups[0]['params'][0].device
+        self.policy.load_state_dict(state['policy'], device)
+        self.sam_iters = state['sam_iters']
+        self.total_iters = state['total_iters']

@@ -1,0 +1,237 @@
+"""SAM, ASAM, ARSAM and LookSAM as ``torch.optim`` optimizers.
+
+For any training loop (a hand-written one, timm's, Lightning's manual
+optimization): the optimizer wraps a base optimizer and drives the same
+engine as the mmengine wrappers (``arsam/engine.py``). ``step(closure)``
+calls the closure once, or twice when the step takes two passes; the
+closure runs the forward and backward and returns the loss::
+
+    model = ...
+    base = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    optimizer = ARSAM(model, base, rho=0.05, max_steps=epochs * len(loader))
+    for inputs, targets in loader:
+        def closure():
+            loss = criterion(model(inputs), targets)
+            loss.backward()
+            return loss
+        loss = optimizer.step(closure)
+        optimizer.zero_grad()
+
+ARSAM decides before the first call whether a second one comes, so under
+DDP the first pass of a two-pass step runs in ``model.no_sync()`` (local
+SAM, as in the paper) unless ``sync_first_pass=True``; the copy of ``g``
+its PSF is formed from is averaged over ranks, so every rank takes the
+same step. ``torch.amp.GradScaler`` cannot pass a closure and is refused
+by name; autocast with bfloat16 needs no scaler. Gradient accumulation
+goes inside the closure. Sources and formulas: ``docs/algorithms.md``.
+"""
+import inspect
+from contextlib import nullcontext
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from . import _dist
+from ._checks import check_number, check_unknown_arguments, config_error
+from .engine import SharpnessAwareEngine
+from .policies import AlwaysSAMPolicy, ARSAMPolicy, LookSAMPolicy
+
+__all__ = ['SharpnessAwareOptimizer', 'SAM', 'ASAM', 'ARSAM', 'LookSAM']
+
+
+class SharpnessAwareOptimizer(torch.optim.Optimizer):
+    """A base optimizer driven by a sharpness-aware policy.
+
+    It shares the base optimizer's ``param_groups`` (each carries ``rho``,
+    so LR schedulers and per-group radii work as usual) and ``state``;
+    ``state_dict()`` holds the base optimizer's state and the engine's
+    (the policy's schedule, stored PSF and random stream).
+
+    Args:
+        model (nn.Module): the model being trained (possibly wrapped in
+            DDP): its parameter names serve ``exclude`` and ASAM, its
+            BatchNorm layers keep their statistics in the second pass.
+        base_optimizer (torch.optim.Optimizer): built over (some of) the
+            model's parameters.
+        policy (TwoPassPolicy, optional): defaults to SAM (every step).
+        rho, adaptive, eta, eps, exclude: the perturbation
+            (``SharpnessAwareEngine``).
+        max_steps (int, optional): the run's length in ``step`` calls;
+            ARSAM's budget is a share of it.
+        epoch_length (int, optional): steps per epoch (``warmup_epochs``).
+        sync_first_pass (bool): under DDP, all-reduce the first pass of a
+            two-pass step too (global SAM).
+    """
+
+    def __init__(self,
+                 model: nn.Module,
+                 base_optimizer: torch.optim.Optimizer,
+                 policy=None,
+                 *,
+                 rho: float = 0.05,
+                 adaptive: bool = False,
+                 eta: float = 0.01,
+                 eps: float = 1e-12,
+                 exclude: Optional[Union[str, Sequence[str]]] = None,
+                 max_steps: Optional[int] = None,
+                 epoch_length: Optional[int] = None,
+                 sync_first_pass: bool = False):
+        name = type(self).__name__
+        if not isinstance(base_optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f'{name}: base_optimizer must be an optimizer instance, e.g. '
+                'torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),'
+                f' got {base_optimizer!r}.')
+        check_number('max_steps', max_steps, integer=True, optional=True,
+                     low=1, owner=name)
+        check_number('epoch_length', epoch_length, integer=True,
+                     optional=True, low=1, owner=name)
+        self.base_optimizer = base_optimizer
+        self.engine = SharpnessAwareEngine(
+            base_optimizer, policy, rho=rho, adaptive=adaptive, eta=eta,
+            eps=eps, exclude=exclude, name=name)
+        super().__init__(base_optimizer.param_groups, base_optimizer.defaults)
+        self._share_base_state()
+        self.model = model
+        self.max_steps, self.epoch_length = max_steps, epoch_length
+        self.sync_first_pass = sync_first_pass
+        self._started = False
+
+    def _share_base_state(self) -> None:
+        self.param_groups = self.base_optimizer.param_groups
+        self.state = self.base_optimizer.state
+        self.defaults = self.base_optimizer.defaults
+
+    @property
+    def policy(self):
+        return self.engine.policy
+
+    @property
+    def sam_rate(self) -> float:
+        """The share of steps so far that took two passes: the run costs
+        ``(1 + sam_rate) / 2`` of SAM's forward/backward passes."""
+        return self.engine.sam_rate
+
+    def step(self, closure: Optional[Callable[[], Tensor]] = None) -> Tensor:
+        """One optimizer step; returns the first pass's loss.
+
+        Args:
+            closure: runs the forward and backward at the current weights
+                and returns the loss (called once or twice).
+        """
+        if closure is None:
+            raise RuntimeError(
+                f'{type(self).__name__}.step needs a closure that runs the '
+                'forward and backward and returns the loss: it calls it '
+                'again at the perturbed weights. torch.amp.GradScaler cannot '
+                'pass one and is not supported; train in float32 or under '
+                'autocast with dtype=torch.bfloat16, which needs no scaler.')
+        engine = self.engine
+        inner = getattr(self.model, 'module', self.model)  # DDP
+        if not self._started:
+            engine.bind(inner)
+            engine.start_run(self.max_steps, self.epoch_length)
+            self._started = True
+        epoch = (engine.total_iters // self.epoch_length
+                 if self.epoch_length else 0)
+        two_pass = engine.take_two_passes(epoch)
+        local = bool(two_pass and not self.sync_first_pass
+                     and hasattr(self.model, 'no_sync')
+                     and _dist.world_size() > 1)
+        engine.record_saq_grads(two_pass is not False)
+        try:
+            with torch.enable_grad(), (self.model.no_sync() if local else
+                                       nullcontext()):
+                loss = closure()
+        finally:
+            engine.record_saq_grads(False)
+
+        def second_pass() -> Tensor:
+            with torch.enable_grad():
+                return closure()
+
+        two_pass, _ = engine.update(loss.detach(), second_pass,
+                                    two_pass=two_pass, local_first_pass=local)
+        self.base_optimizer.step()
+        engine.count_iteration(int(bool(two_pass)))
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.base_optimizer.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return dict(base=self.base_optimizer.state_dict(),
+                    sharpness_aware=self.engine.state_dict())
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.base_optimizer.load_state_dict(state_dict['base'])
+        self._share_base_state()  # the base optimizer made new groups
+        self.engine.load_state_dict(state_dict['sharpness_aware'])
+
+
+def _with_policy(policy_cls):
+    """A :class:`SharpnessAwareOptimizer` whose keyword arguments beyond
+    the perturbation's build ``policy_cls``."""
+    names = tuple(inspect.signature(policy_cls).parameters)
+
+    class PolicyOptimizer(SharpnessAwareOptimizer):
+        policy_argument_names = names
+        removed_arguments = getattr(policy_cls, 'removed_arguments', {})
+
+        def __init__(self, model, base_optimizer, **kwargs):
+            policy_kwargs = {k: kwargs.pop(k) for k in names if k in kwargs}
+            check_unknown_arguments(type(self), kwargs,
+                                    owner=type(self).__name__)
+            super().__init__(model, base_optimizer,
+                             policy_cls(**policy_kwargs), **kwargs)
+
+    return PolicyOptimizer
+
+
+class SAM(SharpnessAwareOptimizer):
+    """SAM (Foret et al., ICLR 2021): two passes every step.
+
+    Examples:
+        >>> base = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        >>> optimizer = SAM(model, base, rho=0.05)
+    """
+
+    def __init__(self, model, base_optimizer, **kwargs):
+        check_unknown_arguments(type(self), kwargs,
+                                owner=type(self).__name__)
+        super().__init__(model, base_optimizer, AlwaysSAMPolicy(), **kwargs)
+
+
+class ASAM(SAM):
+    """ASAM (Kwon et al., ICML 2021): SAM with the scale-invariant
+    perturbation ``T = |w| + eta``; its radius is larger (0.5 to 2)."""
+
+    def __init__(self, model, base_optimizer, rho: float = 0.5, **kwargs):
+        if kwargs.get('adaptive') is False:
+            raise config_error('adaptive', 'ASAM is adaptive',
+                               'Use SAM for the plain perturbation.', 'ASAM')
+        kwargs['adaptive'] = True
+        super().__init__(model, base_optimizer, rho=rho, **kwargs)
+
+
+class ARSAM(_with_policy(ARSAMPolicy)):
+    """ARSAM (Deng & Pang, arXiv 2510.03763): two passes on a share
+    ``budget`` of the steps (0.2: 0.6x SAM's passes), the stored PSF mixed
+    into the others. Needs ``max_steps`` for its budget.
+
+    Takes every argument of :class:`SharpnessAwareOptimizer` and of
+    :class:`~arsam.policies.ARSAMPolicy` (``budget``, ``beta``, ...).
+
+    Examples:
+        >>> optimizer = ARSAM(model, base, rho=0.05, max_steps=10_000)
+    """
+
+
+class LookSAM(_with_policy(LookSAMPolicy)):
+    """LookSAM (Liu et al., CVPR 2022): SAM every ``k`` steps, the part of
+    ``g_s`` orthogonal to ``g`` reused with weight ``alpha``.
+
+    Examples:
+        >>> optimizer = LookSAM(model, base, rho=0.05, k=5, alpha=0.25)
+    """

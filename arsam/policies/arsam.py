@@ -1,0 +1,335 @@
+"""ARSAM: which iterations take two passes, and what the others reuse.
+
+Deng & Pang, "Adaptively Sampling-Reusing-Mixing Decomposed Gradients to
+Speed Up Sharpness Aware Minimization", arXiv 2510.03763; the schedule
+follows the authors' predecessor vSAM (arXiv 2403.08821). The formulas,
+the edge cases defined here and the studies behind each default are in
+``docs/algorithms.md`` and ``docs/benchmarks.md``.
+
+* SAM iterations store ``PSF = g_s - g`` and record the statistics of
+  ``psf_statistics.py``; one-pass iterations mix the stored PSF into
+  ``g``, the ``k``-th of them with ``beta**k`` up to ``max_reuse``
+  (``psf_reuse.py``).
+* ``schedule='budget'`` (default): a fixed share ``budget`` of the run's
+  iterations, warm-up included, takes two passes (``budget.py``); the
+  statistics decide where, never how many. ``'paper'``: the authors' rule,
+  ``target *= 1 + a1*dr + a2*dv`` once per window, whose cost follows its
+  statistics.
+* Edge cases: the first window after the warm-up takes ``floor(target)``
+  SAM iterations; the default warm-up is one window.
+"""
+import math
+import warnings
+from typing import Dict, List, Optional
+
+import torch
+from torch import Tensor
+
+from .. import _log
+from .._checks import check_number, config_error
+from ..sam_math import psf_from_grads_, tensor_norms
+from .base import FiniteCheck, TwoPassPolicy
+from .budget import RunLengthUnknownError, SAMBudget
+from .psf_reuse import PSFReuse
+from .psf_statistics import PSFStatistics
+
+__all__ = ['ARSAMPolicy']
+
+SCHEDULES = ('budget', 'paper')
+DEFAULT_BUDGET = 0.2  # (1 + 0.2) / 2 = 0.6 of SAM's passes
+
+#: Arguments of earlier releases, and what to do instead.
+REMOVED_ARGUMENTS = dict(
+    reuse="ARSAM mixes the stored PSF (the former reuse='decay'); 'scaled' "
+    "and 'stale' were studied and removed (docs/benchmarks.md). Remove it",
+    stat_layers='it counted tensors: it is now stat_tensors. Rename it',
+    min_p="it belonged to the removed schedule='relative'. Remove it",
+    reference_iters="it belonged to the removed schedule='relative'. Remove "
+    'it')
+
+
+class ARSAMPolicy(TwoPassPolicy):
+    """Adaptive SAM-iteration sampling with PSF reuse (ARSAM).
+
+    Args:
+        window (int): K, iterations per window and history length.
+        warmup_iters (int, optional): iterations that are all SAM.
+        warmup_epochs (int, optional): epochs that are all SAM (needs the
+            epoch length). At most one of the two may be set.
+        beta (float): PSF mixing decay; reuse weights beta, beta^2, ...
+            (the authors': 0.7; 0.99, nearly no decay between two SAM
+            iterations, kept SAM's gain in every label-noise setting we
+            tried, see docs/benchmarks.md).
+        max_reuse (int): one-pass iterations that mix the stored PSF (the
+            authors': 6).
+        a1 (float): gain on the relative change of ``||psf||/||g||``.
+        a2 (float): gain on the relative change of the block variance of
+            ``||psf||``.
+        max_p (float): at most ``window * max_p`` two-pass iterations in a
+            window.
+        schedule (str): ``'budget'`` or ``'paper'``; ``schedule='paper',
+            warmup_epochs=3, beta=0.7, max_reuse=6`` is the authors' preset.
+        budget (float, optional): share of the run's iterations with two
+            passes (``'budget'`` only). Defaults to 0.2, 0.6x SAM's passes.
+        placement (str): how ``'budget'`` spreads the budget over the run:
+            ``'adaptive'`` (the statistics) or ``'uniform'``.
+        blocks (int): chunks of the sorted ``||psf||`` history.
+        stat_tensors (int): the statistics use the last this-many
+            parameter tensors.
+        seed (int): seed of the policy's own generator (same on all ranks).
+    """
+
+    removed_arguments = REMOVED_ARGUMENTS
+
+    def __init__(self,
+                 window: int = 50,
+                 warmup_iters: Optional[int] = None,
+                 warmup_epochs: Optional[int] = None,
+                 beta: float = 0.99,
+                 max_reuse: int = 100,
+                 a1: float = 0.13,
+                 a2: float = 0.13,
+                 max_p: float = 0.8,
+                 schedule: str = 'budget',
+                 budget: Optional[float] = None,
+                 placement: str = 'adaptive',
+                 blocks: int = 5,
+                 stat_tensors: int = 10,
+                 seed: int = 0):
+        if warmup_iters is not None and warmup_epochs is not None:
+            raise config_error(
+                'warmup_epochs', 'ARSAM takes warmup_iters or warmup_epochs, '
+                'not both', 'Remove one of them.')
+        check_number('window', window, integer=True, low=1)
+        check_number('warmup_iters', warmup_iters, integer=True,
+                     optional=True, low=0)
+        check_number('warmup_epochs', warmup_epochs, integer=True,
+                     optional=True, low=0)
+        check_number('beta', beta, low=0, high=1, open_low=True,
+                     open_high=True)
+        check_number('max_reuse', max_reuse, integer=True, low=0)
+        check_number('a1', a1)
+        check_number('a2', a2)
+        check_number('max_p', max_p, low=0, high=1, open_low=True)
+        if window * max_p < 1:
+            raise config_error(
+                'max_p', f'window * max_p = {window * max_p} allows no SAM '
+                'iteration in a window', 'Raise max_p or window.')
+        if schedule == 'relative':
+            raise config_error(
+                'schedule', "schedule='relative' was removed: its cost "
+                "followed the run and it kept 0.80 of SAM's gain where "
+                "'budget' kept 0.97 (docs/benchmarks.md)",
+                "Use schedule='budget' (the default) or 'paper'.")
+        if schedule not in SCHEDULES:
+            raise config_error(
+                'schedule', f'unknown ARSAM schedule {schedule!r}',
+                f'Use one of {SCHEDULES}.')
+        if schedule != 'budget' and budget is not None:
+            raise config_error(
+                'budget', f"schedule={schedule!r} has no budget (its cost "
+                'follows its statistics)', "Drop budget or use "
+                "schedule='budget'.")
+        check_number('budget', budget, optional=True, low=0, high=1,
+                     open_low=True)
+        check_number('blocks', blocks, integer=True, low=1)
+        check_number('stat_tensors', stat_tensors, integer=True, low=1)
+        check_number('seed', seed, integer=True)
+        self.window = window
+        if warmup_iters is None and warmup_epochs is None:
+            warmup_iters = window
+        self.warmup_iters = warmup_iters
+        self.warmup_epochs = warmup_epochs
+        self.a1, self.a2 = a1, a2
+        self.max_target = window * max_p
+        self.schedule = schedule
+        self.budget = None
+        if schedule == 'budget':
+            self.budget = SAMBudget(
+                DEFAULT_BUDGET if budget is None else budget, window, max_p,
+                placement, a1, a2)
+        self.statistics = PSFStatistics(window, blocks, stat_tensors,
+                                        full_histories_only=schedule != 'paper')
+        self.reuse = PSFReuse(beta, max_reuse)
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+        self.iteration = 0
+        #: SAM iterations this window aims at: the quota under 'budget',
+        #: the authors' (fractional) rate under 'paper'.
+        self.window_target = 1.0
+        self.window_pos = 0
+        self.windows_started = 0
+        self.quota_left = 0
+        self._changes = dict(arsam_dr=0.0, arsam_dv=0.0)
+
+    def bind(self, num_params: int) -> None:
+        super().bind(num_params)
+        stored = self.reuse.scaled_psf
+        if stored is not None and len(stored) != num_params:
+            raise RuntimeError(
+                f'The resumed ARSAM state holds {len(stored)} PSF tensors '
+                f'but {num_params} parameters are perturbed now: the model, '
+                'paramwise_cfg or exclude changed since the checkpoint was '
+                'written.')
+
+    # --------------------------------------------------------- schedule
+    def on_train_start(self, max_iters, epoch_length=None):
+        super().on_train_start(max_iters, epoch_length)
+        if self.warmup_epochs is not None and not epoch_length:
+            raise RunLengthUnknownError(
+                f'ARSAM: warmup_epochs={self.warmup_epochs} needs the '
+                'iterations per epoch, which mmengine does not publish for '
+                'an iteration-based loop (IterBasedTrainLoop reports '
+                "max_epochs=1). Add custom_hooks=[dict(type='SAMRunInfoHook')]"
+                ' (tools/train.py adds it), give the plain optimizer '
+                'epoch_length, or set warmup_iters instead.')
+        if self.warmup_epochs is not None:
+            self.warmup_iters = self.warmup_epochs * epoch_length
+            _log.info(
+                f'ARSAM: warmup_epochs={self.warmup_epochs} is '
+                f'{self.warmup_iters} iterations ({epoch_length} per epoch).')
+        if self.budget is not None and max_iters:
+            self.warmup_iters = self.budget.start(max_iters, self.warmup_iters)
+
+    def _in_warmup(self) -> bool:
+        if self.warmup_iters is None:
+            raise RunLengthUnknownError(
+                'ARSAM: warmup_epochs is converted to iterations at the '
+                'start of training (on_train_start), which has not run.')
+        return self.iteration < self.warmup_iters
+
+    def take_two_passes(self, epoch: int) -> bool:
+        # One draw per iteration, warm-up included, so the stream of
+        # decisions depends only on the seed and the iteration count.
+        draw = float(torch.rand((), generator=self.generator))
+        if self.budget is not None:
+            return self._take_within_budget(draw)
+        in_warmup = self._in_warmup()
+        self.iteration += 1
+        if in_warmup:
+            return True
+        if self.window_pos == 0:
+            if self.windows_started > 0:
+                self._update_target()
+            self.windows_started += 1
+            self.quota_left = int(math.floor(self.window_target))
+        return self._draw_in_window(draw)
+
+    def _take_within_budget(self, draw: float) -> bool:
+        budget = self.budget
+        budget.require_run_length()
+        iteration = self.iteration
+        in_warmup = self._in_warmup()
+        self.iteration += 1
+        if budget.left <= 0:
+            take = False
+        elif in_warmup or budget.must_take(iteration):
+            take = True
+        else:
+            if self.window_pos == 0:
+                d_r, d_v = (self._schedule_changes()
+                            if self.windows_started > 0 else (0.0, 0.0))
+                self.windows_started += 1
+                self.quota_left = budget.window_quota(iteration, d_r, d_v)
+                self.window_target = float(self.quota_left)
+            take = self._draw_in_window(draw)
+        budget.taken += int(take)
+        return take
+
+    def _draw_in_window(self, draw: float) -> bool:
+        """The vSAM draw: take this iteration if the window's quota is not
+        used up and ``draw >= 1 - target/K``, or if the iterations left in
+        the window are no more than the quota left."""
+        left_in_window = self.window - self.window_pos
+        self.window_pos = (self.window_pos + 1) % self.window
+        take = self.quota_left > 0 and (
+            draw >= 1.0 - self.window_target / self.window
+            or left_in_window <= self.quota_left)
+        self.quota_left -= int(take)
+        return take
+
+    def _schedule_changes(self):
+        """``(dr, dv)`` of the statistics (one host sync, once per
+        window)."""
+        d_r, d_v = self.statistics.changes()
+        self._changes = dict(arsam_dr=d_r, arsam_dv=d_v)
+        return d_r, d_v
+
+    def _update_target(self) -> None:
+        d_r, d_v = self._schedule_changes()
+        step = self.a1 * d_r + self.a2 * d_v
+        target = self.window_target * (1.0 + step)
+        if not math.isfinite(target):
+            # Should a statistic be inf/NaN, keep the target (no NaN draws).
+            warnings.warn(f'ARSAM: non-finite schedule statistics (dr={d_r}, '
+                          f'dv={d_v}); the target stays at '
+                          f'{self.window_target}.')
+            return
+        self.window_target = min(max(target, 1.0), self.max_target)
+
+    # ------------------------------------------------ sam / reuse steps
+    def keep_first_grads(self, grads, index):
+        return self.reuse.keep_first_grads(grads, index)
+
+    def on_sam_step(self, first_grads, sam_grads, grad_scale, index,
+                    first_norms, check: FiniteCheck) -> bool:
+        if first_norms is None:
+            first_norms = tensor_norms(first_grads)
+        # first_grads are ours (keep_first_grads): the PSF is formed there.
+        psf, psf_scale = psf_from_grads_(first_grads, sam_grads, grad_scale)
+        # One per-tensor norm pass over the PSF: the statistics' tail, the
+        # logged norm, and (||g - g_s|| finite with a finite g) the engine's
+        # finiteness check of g_s.
+        psf_norms = tensor_norms(psf)
+        finite = False
+        try:
+            finite = check(torch.linalg.vector_norm(psf_norms))
+        finally:
+            if not finite:
+                self.reuse.drop()
+        if not finite:
+            return False
+        self.reuse.store(psf, psf_scale, index, self.num_params)
+        self.statistics.record(psf_norms, first_norms, abs(psf_scale))
+        return True
+
+    def stored_psf(self) -> Optional[List[Optional[Tensor]]]:
+        """The stored PSF ``g_s - g`` in unscaled units (new tensors)."""
+        return self.reuse.stored_psf()
+
+    def on_one_pass_step(self, grads, grad_scale, index):
+        self.reuse.mix_into(grads, grad_scale, index)
+
+    def log_scalars(self) -> Dict[str, object]:
+        scalars = dict(self.statistics.last)
+        scalars.update(self._changes)
+        scalars.update(arsam_rate=self.window_target / self.window,
+                       psf_coef=self.reuse.coef)
+        return scalars
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return dict(
+            iteration=self.iteration,
+            window_target=self.window_target,
+            window_pos=self.window_pos,
+            windows_started=self.windows_started,
+            quota_left=self.quota_left,
+            budget=None if self.budget is None else self.budget.state_dict(),
+            changes=dict(self._changes),
+            generator=self.generator.get_state(),
+            **self.reuse.state_dict(),
+            **self.statistics.state_dict())
+
+    def load_state_dict(self, state: dict, device=None) -> None:
+        for key in ('iteration', 'window_pos', 'windows_started',
+                    'quota_left'):
+            setattr(self, key, state[key])
+        # 0.1 checkpoints call the window target 'rate'.
+        self.window_target = state.get('window_target', state.get('rate'))
+        self.reuse.load_state_dict(state, device)
+        if self.budget is not None and state.get('budget') is not None:
+            self.budget.load_state_dict(state['budget'])
+        self.statistics.load_state_dict(state, device)
+        self._changes = dict(state.get('changes', self._changes))
+        self.generator.set_state(state['generator'])

@@ -1,0 +1,176 @@
+"""The plain PyTorch API (``arsam``): no OpenMMLab import, parity with the
+textbook SAM step, bit-identity with the mmengine wrapper, state, refusals."""
+import copy
+import itertools
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import build_segmentor
+from reference_sam import reference_sam_step
+from torch import nn
+
+from arsam import ARSAM, ASAM, SAM, LookSAM
+
+LR, MOMENTUM = 0.05, 0.9
+
+
+def _closure(model, batch):
+    """What a plain loop's closure does with an mmseg model."""
+
+    def closure():
+        data = model.data_preprocessor(copy.deepcopy(batch), True)
+        loss, _ = model.parse_losses(model(**data, mode='loss'))
+        loss.backward()
+        return loss
+
+    return closure
+
+
+def test_import_loads_no_openmmlab_module():
+    code = ('import sys, arsam; print(sorted({m.split(".")[0] for m in '
+            'sys.modules if m.split(".")[0] in {"mmengine", "mmcv", "mmseg",'
+            ' "mmpose", "mmpretrain"}}))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, check=True, env=dict(os.environ))
+    assert out.stdout.strip() == '[]', out.stdout
+
+
+@pytest.mark.parametrize('adaptive', [False, True], ids=['sam', 'asam'])
+def test_plain_sam_matches_the_reference(seg_batches, adaptive):
+    model = build_segmentor()
+    model.train()
+    reference = copy.deepcopy(model)
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=LR,
+                              momentum=MOMENTUM)
+    rho = 0.5 if adaptive else 0.05
+    cls = ASAM if adaptive else SAM
+    optimizer = cls(model, torch.optim.SGD(model.parameters(), lr=LR,
+                                           momentum=MOMENTUM), rho=rho)
+    for batch in itertools.islice(itertools.cycle(seg_batches), 4):
+        data = reference.data_preprocessor(copy.deepcopy(batch), True)
+        reference_sam_step(reference, data, ref_opt, rho, adaptive=adaptive)
+        optimizer.step(_closure(model, batch))
+        optimizer.zero_grad()
+    assert optimizer.sam_rate == 1.0
+    for (name, a), b in zip(model.state_dict().items(),
+                            reference.state_dict().values()):
+        if not name.endswith('num_batches_tracked'):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5,
+                                       msg=lambda m, k=name: f'{k}: {m}')
+
+
+def test_plain_arsam_is_bit_identical_to_the_wrapper(seg_batches):
+    """The same engine behind both: one run with two-pass and reuse steps,
+    through ARSAMOptimWrapper (model.train_step) and through ARSAM
+    (step(closure)), ends with the same weights, bit for bit."""
+    from mmengine.optim import build_optim_wrapper
+    steps, arsam_args = 8, dict(rho=0.05, window=2, warmup_iters=1,
+                                budget=0.5, seed=5)
+    model = build_segmentor()
+    twin = copy.deepcopy(model)
+    wrapper = build_optim_wrapper(model, dict(
+        type='ARSAMOptimWrapper', **arsam_args,
+        optimizer=dict(type='SGD', lr=LR, momentum=MOMENTUM)))
+    wrapper.initialize_count_status(model, 0, steps)
+    optimizer = ARSAM(twin, torch.optim.SGD(twin.parameters(), lr=LR,
+                                            momentum=MOMENTUM),
+                      max_steps=steps, **arsam_args)
+    model.train(), twin.train()
+    for batch in itertools.islice(itertools.cycle(seg_batches), steps):
+        model.train_step(copy.deepcopy(batch), wrapper)
+        optimizer.step(_closure(twin, batch))
+        optimizer.zero_grad()
+    assert 1 < wrapper.sam_iters == optimizer.engine.sam_iters < steps
+    for (name, a), b in zip(model.state_dict().items(),
+                            twin.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def _toy(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                          nn.Linear(16, 3))
+    x = torch.randn(64, 8)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+
+    def closure():
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    return model, closure
+
+
+@pytest.mark.parametrize('make', [
+    lambda m, b: SAM(m, b, rho=0.05),
+    lambda m, b: ASAM(m, b),
+    lambda m, b: ARSAM(m, b, rho=0.05, max_steps=30),
+    lambda m, b: LookSAM(m, b, rho=0.05, k=5, alpha=0.25),
+], ids=['SAM', 'ASAM', 'ARSAM', 'LookSAM'])
+def test_each_method_trains_in_a_plain_loop(make):
+    model, closure = _toy()
+    optimizer = make(model, torch.optim.SGD(model.parameters(), lr=0.1,
+                                            momentum=0.9))
+    first = float(optimizer.step(closure))
+    optimizer.zero_grad()
+    for _ in range(29):
+        loss = float(optimizer.step(closure))
+        optimizer.zero_grad()
+    assert loss < 0.5 * first
+    assert optimizer.param_groups[0]['rho'] > 0  # rho lives in the groups
+
+
+def test_state_dict_resumes_exactly():
+    """Stopped after 7 of 20 steps and resumed from state_dict(): the same
+    weights as the uninterrupted run (schedule, PSF, momentum, stream)."""
+
+    def make(model):
+        return ARSAM(model, torch.optim.SGD(model.parameters(), lr=0.1,
+                                            momentum=0.9),
+                     rho=0.05, max_steps=20, window=4, warmup_iters=2)
+
+    model, closure = _toy()
+    full = make(model)
+    for step in range(20):
+        full.step(closure)
+        full.zero_grad()
+        if step == 6:
+            saved = (copy.deepcopy(model.state_dict()),
+                     copy.deepcopy(full.state_dict()))
+    resumed_model, resumed_closure = _toy()
+    resumed_model.load_state_dict(saved[0])
+    resumed = make(resumed_model)
+    resumed.load_state_dict(saved[1])
+    for _ in range(13):
+        resumed.step(resumed_closure)
+        resumed.zero_grad()
+    assert 0 < full.engine.sam_iters == resumed.engine.sam_iters < 20
+    for a, b in zip(model.state_dict().values(),
+                    resumed_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_grad_scaler_and_a_missing_closure_are_refused_by_name():
+    model, _ = _toy()
+    optimizer = SAM(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    scaler = torch.amp.GradScaler('cpu')
+    x = torch.randn(64, 8)
+    scaler.scale(model(x).square().mean()).backward()
+    with pytest.raises(RuntimeError, match='GradScaler'):
+        scaler.step(optimizer)
+    with pytest.raises(RuntimeError, match='closure'):
+        optimizer.step()
+
+
+def test_bad_arguments_name_the_key():
+    model, _ = _toy()
+    base = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r'ARSAM\.budgte.*budget'):
+        ARSAM(model, base, budgte=0.3)
+    with pytest.raises(ValueError, match='stat_tensors'):
+        ARSAM(model, base, stat_layers=4)
+    with pytest.raises(TypeError, match='optimizer instance'):
+        SAM(model, torch.optim.SGD)
