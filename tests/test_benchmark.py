@@ -5,6 +5,8 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -93,7 +95,24 @@ def test_benchmark_step_synthetic_batch_at_config_size():
     rows = [line for line in out.splitlines()
             if line.startswith(('plain SGD', 'hand-written', 'SAMOptim',
                                 'ARSAM'))]
-    assert len(rows) == 6
+    assert len(rows) == 5
+
+
+def test_synthetic_batch_takes_a_shape_where_the_config_names_none():
+    """A Fashion-MNIST config has no crop: ``--shape H W`` (which the
+    error message names) gives the size; the label range comes from the
+    backbone, which classifies itself there."""
+    from mmengine.config import Config
+
+    from arsam_mm.runner.synthetic import synthetic_batch
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs', 'classification',
+        'lenet5bn_fashion-mnist-noisy40_arsam.py'))
+    with pytest.raises(ValueError, match='--shape H W'):
+        synthetic_batch(cfg, 2)
+    batch = synthetic_batch(cfg, 3, (32, 32))
+    assert [tuple(x.shape) for x in batch['inputs']] == [(1, 32, 32)] * 3
+    assert all(0 <= int(s.gt_label) < 10 for s in batch['data_samples'])
 
 
 def test_benchmark_accumulation_reports_kept_bytes_and_step_times():

@@ -104,10 +104,13 @@ def test_update_params_without_context_is_refused():
         wrapper.update_params(loss)
 
 
-def test_compile_is_refused_by_the_runner(tmp_path, shapes_root):
+@pytest.mark.parametrize('type_name', ['SAMOptimWrapper', 'MSAMOptimWrapper'])
+def test_compile_is_refused_by_the_runner(tmp_path, shapes_root, type_name):
+    """MSAM runs on the same engine glue, with the same refusals."""
     runner = make_runner(
         tmp_path, build_segmentor(), shapes_root,
-        dict(type='SAMOptimWrapper', optimizer=dict(type='SGD', lr=0.01)), 2,
+        dict(type=type_name, optimizer=dict(type='SGD', lr=0.01,
+                                            momentum=0.9)), 2,
         cfg=dict(compile=True))
     with pytest.raises(ValueError, match='compile=False'):
         runner.train()
@@ -132,6 +135,62 @@ def test_config_checks_name_the_key():
     with pytest.raises(ValueError, match='model_wrapper_cfg.type'):
         check_config(fsdp)
     check_config(Config(dict(optim_wrapper=dict(type='ARSAMOptimWrapper'))))
+    # MSAM moves the weights in place too (tools/train.py refused only the
+    # two-pass family before the engine split).
+    for key, extra in (('compile', dict(compile=True)),
+                       ('model_wrapper_cfg.type', dict(model_wrapper_cfg=dict(
+                           type='MMFullyShardedDataParallel')))):
+        with pytest.raises(ValueError, match=key):
+            check_config(Config(dict(optim_wrapper=dict(
+                type='MSAMOptimWrapper'), **extra)))
+
+
+@pytest.mark.parametrize('wrapper, match', [
+    (dict(type='ARSAMOptimWrapper', budgte=0.3),
+     r'optim_wrapper\.budgte: .*Did you mean budget'),
+    (dict(type='ARSAMOptimWrapper', beta=1.5),
+     r'optim_wrapper\.beta: must be > 0 and < 1.*docs/usage\.md'),
+    (dict(type='ARSAMOptimWrapper', reuse='stale'),
+     r'optim_wrapper\.reuse: .*no longer takes'),
+    (dict(type='MSAMOptimWrapper', rho=0), r'optim_wrapper\.rho'),
+    (dict(type='SAMOptimWrapper', loss_scale='dynamic'),
+     r'optim_wrapper\.loss_scale'),
+])
+def test_wrapper_arguments_are_checked_before_the_runner(wrapper, match):
+    """tools/train.py refuses a bad wrapper argument before the Runner
+    prints the config or builds anything."""
+    from arsam_mm.optim._checks import ConfigError
+    with pytest.raises(ConfigError, match=match):
+        check_config(Config(dict(optim_wrapper=wrapper)))
+
+
+def test_train_py_ends_a_config_error_with_one_line(tmp_path):
+    from arsam_mm.runner import cli
+    with pytest.raises(SystemExit) as stop:
+        cli(['configs/demo/fcn_r18_shapes_arsam.py', '--work-dir',
+             str(tmp_path), '--cfg-options', 'optim_wrapper.budgte=0.3'])
+    message = str(stop.value.code)
+    assert message.startswith('train.py: error: optim_wrapper.budgte')
+    assert '\n' not in message
+    assert not list(tmp_path.iterdir())  # nothing was built or written
+
+
+def test_msam_restores_w_when_the_forward_raises(seg_batches):
+    model = build_segmentor()
+    wrapper = build_optim_wrapper(model, dict(
+        type='MSAMOptimWrapper', rho=0.3,
+        optimizer=dict(type='SGD', lr=0.05, momentum=0.9)))
+    model.train_step(copy.deepcopy(seg_batches[0]), wrapper)  # a momentum
+    w = [p.detach().clone() for p in model.parameters()]
+
+    def fail(module, inputs):
+        raise RuntimeError('forward failed')
+
+    handle = model.backbone.register_forward_pre_hook(fail)
+    with pytest.raises(RuntimeError, match='forward failed'):
+        model.train_step(copy.deepcopy(seg_batches[1]), wrapper)
+    handle.remove()
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), w))
 
 
 def test_amp_flag_switches_to_the_twin():

@@ -1,19 +1,20 @@
 """Time one training iteration, side by side, on the same model and batch.
 
     python tools/benchmark_step.py [CONFIG] [--iters 20] [--device cpu]
-        [--synthetic | --embedded-data] [--batch-size N] [--amp]
+        [--synthetic [--shape H W] | --embedded-data] [--batch-size N] [--amp]
         [--quant W A]
 
 Rows: plain SGD (mmengine ``OptimWrapper``); a hand-written foreach SAM
 loop (what a user would write without us); ``SAMOptimWrapper``; an ARSAM
-one-pass (reuse) iteration that mixes the stored PSF, with the default
-``reuse='decay'`` and with ``reuse='scaled'``; an ARSAM SAM iteration.
+one-pass (reuse) iteration that mixes the stored PSF; an ARSAM SAM
+iteration.
 The methods run interleaved, round after round, and the table reports
 medians and ratios (machines are shared: read the ratios).
 
 ``--synthetic`` times the config's real input size without its data set:
 one random batch shaped like the training crop (mmseg: ``crop_size``;
-mmpretrain: the train pipeline's crop), random labels. ``--amp`` uses the
+mmpretrain: the train pipeline's crop; ``--shape H W`` where the config
+names none), random labels. ``--amp`` uses the
 mixed-precision twins (the hand-written row is left out). ``--quant W A``
 fake-quantizes the model first (``FakeQuantHook``'s layer choice).
 """
@@ -133,15 +134,11 @@ def main():
         # 'paper' needs no run length.
         'arsam_reuse': dict(type='ARSAMOptimWrapper', warmup_iters=1,
                             max_reuse=10**9, schedule='paper'),
-        'arsam_reuse_scaled': dict(type='ARSAMOptimWrapper', warmup_iters=1,
-                                   max_reuse=10**9, schedule='paper',
-                                   reuse='scaled'),
         'arsam_sam': dict(type='ARSAMOptimWrapper', warmup_iters=10**9,
                           schedule='paper'),
     }
     if args.amp:
-        for kind in ('sam', 'arsam_reuse', 'arsam_reuse_scaled',
-                     'arsam_sam'):
+        for kind in ('sam', 'arsam_reuse', 'arsam_sam'):
             wrappers[kind]['type'] = 'Amp' + wrappers[kind]['type']
 
     def setup(kind):
@@ -154,9 +151,9 @@ def main():
         wrapper = build_optim_wrapper(
             model, dict(wrappers[kind], optimizer=optimizer_cfg))
         step = lambda: model.train_step(copy.copy(batch), wrapper)  # noqa
-        if kind.startswith('arsam_reuse'):
+        if kind == 'arsam_reuse':
             step()  # one SAM iteration stores the PSF ...
-            wrapper.policy.rate = 0.0  # ... then only reuse iterations
+            wrapper.policy.window_target = 0.0  # ... then only reuse ones
         return step
 
     names = {
@@ -164,7 +161,6 @@ def main():
         'hand': 'hand-written foreach SAM',
         'sam': wrappers['sam']['type'],
         'arsam_reuse': 'ARSAM reuse iteration',
-        'arsam_reuse_scaled': "ARSAM reuse, reuse='scaled'",
         'arsam_sam': 'ARSAM SAM iteration',
     }
     if args.amp:

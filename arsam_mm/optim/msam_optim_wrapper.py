@@ -21,7 +21,7 @@ from typing import Optional, Sequence, Union
 
 from torch import Tensor, nn
 
-from .sam_optim_wrapper import EngineGlue
+from .engine_glue import EngineGlue
 
 __all__ = ['MomentumSAMMixin']
 

@@ -26,64 +26,18 @@ from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
 
 from arsam import _dist
-from arsam.engine import SharpnessAwareEngine
 from arsam.policies import TwoPassPolicy
 
-from ._checks import (
-    check_unknown_arguments,
-    refuse_amp_arguments,
-    refuse_unsupported_model,
-    refuse_update_without_context,
-)
+from ._checks import refuse_update_without_context
 from .accumulation import AccumulationCycle
+from .engine_glue import EngineGlue, unwrap
 from .run_info import training_run_length
 from .sam_logging import SAMScalars
 
 __all__ = ['SharpnessAwareMixin', 'unwrap']
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if is_model_wrapper(model) else model
-
-
-class EngineGlue:
-    """What every wrapper over the engine shares: the refusals and the
-    model binding (SAM's two-pass family and MSAM alike)."""
-
-    def _init_engine(self, optimizer, kwargs: dict, **engine_args) -> None:
-        """Before ``OptimWrapper.__init__``: it copies ``rho`` from the
-        param groups the engine sets."""
-        refuse_amp_arguments(self, kwargs)
-        check_unknown_arguments(type(self), kwargs)
-        self.engine = SharpnessAwareEngine(
-            optimizer, name=type(self).__name__, **engine_args)
-        self._model: Optional[nn.Module] = None
-
-    def initialize_count_status(self, model: nn.Module, init_counts: int,
-                                max_counts: int) -> None:
-        # Refuse an unsupported model, or an exclude that leaves nothing
-        # to perturb, before any iteration runs.
-        refuse_unsupported_model(self, model)
-        self.engine.perturbed.select(unwrap(model), self.optimizer)
-        super().initialize_count_status(model, init_counts, max_counts)
-
-    def _bind(self, model: nn.Module) -> None:
-        if model is not self._model:
-            refuse_unsupported_model(self, model)
-            self.engine.bind(unwrap(model))
-            self._model, self._inner = model, unwrap(model)
-
-    @property
-    def policy(self) -> TwoPassPolicy:
-        return self.engine.policy
-
-    @property
-    def rho(self) -> float:
-        return self.engine.rho
 
 
 class SharpnessAwareMixin(EngineGlue):
@@ -130,15 +84,6 @@ class SharpnessAwareMixin(EngineGlue):
         self.scalars = SAMScalars(type(self).__name__)
 
     _amp = False  # the AMP twin skips non-finite passes
-
-    @property
-    def sam_iters(self) -> int:
-        return self.engine.sam_iters
-
-    @property
-    def total_iters(self) -> int:
-        return self.engine.total_iters
-
     def initialize_count_status(self, model: nn.Module, init_counts: int,
                                 max_counts: int) -> None:
         super().initialize_count_status(model, init_counts, max_counts)
@@ -192,12 +137,10 @@ class SharpnessAwareMixin(EngineGlue):
             handle.remove()
             self.engine.record_saq_grads(False)
 
-    def _forward_context(self):
-        """Autocast for the second forward (the AMP twin overrides it)."""
+    def _forward_context(self):  # autocast in the AMP twin
         return nullcontext()
 
-    def _grad_scale(self) -> Optional[Tensor]:
-        """The loss scale gradients carry (the AMP twin overrides it)."""
+    def _grad_scale(self) -> Optional[Tensor]:  # the AMP loss scale
         return None
 
     def update_params(self,
@@ -238,12 +181,9 @@ class SharpnessAwareMixin(EngineGlue):
         return loss
 
     def _second_pass(self) -> Tensor:
-        """Forward/backward of the cycle's recorded micro-batches at the
-        perturbed weights; under DDP only the last one all-reduces.
-        ``_run_forward`` and ``_inner_count`` are mmengine privates (pinned
-        by ``tests/test_mmengine_contract.py``): the second forward must go
-        through the wrapped model without a new preprocessing, and its
-        backward must not count as a micro-batch."""
+        """The recorded micro-batches at the perturbed weights (under DDP
+        only the last all-reduces). ``_run_forward`` and ``_inner_count``
+        are mmengine privates, pinned by ``test_mmengine_contract.py``."""
         batches = self.cycle.batches
         if not batches:
             raise RuntimeError(

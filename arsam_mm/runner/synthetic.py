@@ -67,7 +67,9 @@ def synthetic_batch(cfg, batch_size, shape=None):
             samples.append(sample)
     elif scope == 'mmpretrain':
         from mmpretrain.structures import DataSample
-        num_classes = cfg.model.head.num_classes
+        # LeNet-style backbones classify themselves (ClsHead has none).
+        num_classes = (cfg.model.head.get('num_classes')
+                       or cfg.model.backbone.get('num_classes'))
         for _ in range(batch_size):
             label = torch.randint(0, num_classes, (1, ), generator=generator)
             samples.append(DataSample().set_gt_label(label))

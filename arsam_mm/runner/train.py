@@ -40,7 +40,7 @@ def _sam_family_class(type_name):
     if not isinstance(type_name, str):
         return None
     cls = OPTIM_WRAPPERS.get(type_name)
-    from arsam_mm.optim.sam_optim_wrapper import EngineGlue
+    from arsam_mm.optim.engine_glue import EngineGlue
     return cls if cls is not None and issubclass(cls, EngineGlue) else None
 
 
