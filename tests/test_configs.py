@@ -20,9 +20,8 @@ CONFIGS = sorted(
 # (docs/usage.md).
 DOCUMENTED = {'type', 'rho', 'adaptive', 'eta', 'eps', 'exclude',
               'sync_first_pass', 'window', 'warmup_iters', 'warmup_epochs',
-              'beta', 'max_reuse', 'a1', 'a2', 'max_p', 'min_p', 'schedule',
-              'reference_iters', 'budget', 'placement', 'reuse', 'blocks',
-              'stat_layers', 'seed', '_scope_'}
+              'beta', 'max_reuse', 'a1', 'a2', 'max_p', 'schedule', 'budget',
+              'placement', 'blocks', 'stat_tensors', 'seed', '_scope_'}
 
 
 def _base_of(path):

@@ -340,8 +340,9 @@ def test_step_sizes_stay_positive_under_adam(tmp_path, shapes_root):
 def test_export_tool_builds_from_the_config_training_saved(tmp_path):
     """A run trained with --embedded-data (4 classes, not Cityscapes' 19)
     exports with the config path the user trained from: the tool builds the
-    model from the copy training saved next to the checkpoint. --out may
-    name a folder that does not exist yet; --help ends its sentences."""
+    model from the copy training saved next to the checkpoint. --out and
+    --onnx may name a folder that does not exist yet; --help ends its
+    sentences."""
     from arsam_mm.runner import main
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     config = osp.join(root, 'configs', 'quantized',
@@ -352,12 +353,17 @@ def test_export_tool_builds_from_the_config_training_saved(tmp_path):
           'default_hooks.checkpoint.interval=1'])
     out = tmp_path / 'new' / 'folder' / 'int.pth'
     tool = osp.join(root, 'tools', 'export_quantized.py')
+    onnx = tmp_path / 'onnx' / 'sub' / 'm.onnx'
     printed = subprocess.run(
         [sys.executable, tool, config, str(work / 'iter_1.pth'), '--out',
-         str(out)], check=True, capture_output=True, text=True,
-        cwd=root).stdout
+         str(out), '--onnx', str(onnx)], check=True, capture_output=True,
+        text=True, cwd=root).stdout
     assert 'the config training saved' in printed, printed
     assert out.exists() and 'smaller' in printed
+    # --onnx makes its folder; the check runs at the trained 64x64 input
+    # (not the config's Cityscapes crop_size) and says what it found.
+    assert onnx.exists() and '(64x64 input)' in printed, printed
+    assert 'OK: they agree to float rounding.' in printed, printed
     usage = subprocess.run([sys.executable, tool, '--help'], check=True,
                            capture_output=True, text=True, cwd=root).stdout
     usage = ' '.join(usage.split())  # argparse wraps to the terminal
