@@ -146,6 +146,10 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
                 loss = closure()
         finally:
             engine.record_saq_grads(False)
+        if not isinstance(loss, Tensor):
+            raise TypeError(
+                f'{type(self).__name__}.step: the closure must return the '
+                f'loss tensor (after loss.backward()), got {loss!r}.')
 
         def second_pass() -> Tensor:
             with torch.enable_grad():
