@@ -154,3 +154,16 @@ def test_embedded_data_keeps_upstream_validation_batch_size(tmp_path):
     assert cfg.train_dataloader.batch_size == 4
     assert cfg.val_dataloader.batch_size == 1
     assert cfg.test_dataloader.batch_size == 1
+
+
+def test_train_py_checks_accept_every_shipped_config():
+    """tools/train.py's early argument checks (and their AMP twins under
+    --amp) pass every shipped config: a scoped base's ``_scope_`` key, say,
+    is not mistaken for a wrapper argument."""
+    from arsam_mm.runner import check_config, switch_to_amp
+    for path in CONFIGS:
+        cfg = Config.fromfile(path)
+        check_config(cfg)
+        if 'SAM' in str(cfg.optim_wrapper.get('type')):
+            switch_to_amp(cfg)
+            check_config(cfg)

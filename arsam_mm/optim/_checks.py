@@ -55,9 +55,11 @@ def refuse_update_without_context(wrapper) -> None:
         'forward in `with optim_wrapper.optim_context(model):`.')
 
 
-#: Keys of an ``optim_wrapper`` config that mmengine's constructor takes,
+#: Keys of an ``optim_wrapper`` config that mmengine's constructor (and an
+#: ``mmseg::``-style base's ``_scope_``) takes,
 #: not the wrapper.
-_CONSTRUCTOR_KEYS = ('type', 'optimizer', 'paramwise_cfg', 'constructor')
+_CONSTRUCTOR_KEYS = ('type', 'optimizer', 'paramwise_cfg', 'constructor',
+                     '_scope_')
 
 
 def check_wrapper_arguments(cls, wrapper_cfg: dict) -> None:
