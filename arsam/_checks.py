@@ -11,7 +11,8 @@ from typing import List, Optional
 
 __all__ = [
     'config_error', 'check_number', 'accepted_arguments',
-    'check_unknown_arguments', 'USAGE_DOC', 'ConfigError'
+    'check_unknown_arguments', 'check_perturbation_arguments', 'USAGE_DOC',
+    'ConfigError'
 ]
 
 #: Where every argument's meaning, range and default is documented.
@@ -64,6 +65,15 @@ def check_number(key: str,
         raise config_error(key, f'must be {" and ".join(bounds)}, got '
                            f'{value!r}', f'{USAGE_DOC} gives its meaning and '
                            'default.', owner)
+
+
+def check_perturbation_arguments(args: dict) -> None:
+    """The engine's radius arguments found in ``args``: ``rho`` > 0,
+    ``eta`` and ``eps`` >= 0 (the engine and the early config check share
+    this one rule)."""
+    for key in ('rho', 'eta', 'eps'):
+        if key in args:
+            check_number(key, args[key], low=0, open_low=key == 'rho')
 
 
 def accepted_arguments(cls) -> List[str]:

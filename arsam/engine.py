@@ -32,7 +32,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import _dist
 from ._batchnorm import batchnorm_stats_frozen
-from ._checks import check_number
+from ._checks import check_perturbation_arguments
 from ._finite import check_passes_finite, loss_and_grad_norm
 from .perturbed_params import PerturbedParams, put_rho_in_param_groups
 from .policies import AlwaysSAMPolicy, TwoPassPolicy
@@ -73,9 +73,7 @@ class SharpnessAwareEngine:
                  exclude: Optional[Union[str, Sequence[str]]] = None,
                  skip_non_finite: bool = False,
                  name: str = 'SAM'):
-        check_number('rho', rho, low=0, open_low=True)
-        check_number('eta', eta, low=0)
-        check_number('eps', eps, low=0)
+        check_perturbation_arguments(dict(rho=rho, eta=eta, eps=eps))
         self.perturbed = PerturbedParams(exclude)
         put_rho_in_param_groups(optimizer, rho)
         self.optimizer = optimizer

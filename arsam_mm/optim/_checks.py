@@ -6,6 +6,7 @@ from arsam._checks import (  # noqa: F401
     ConfigError,
     accepted_arguments,
     check_number,
+    check_perturbation_arguments,
     check_unknown_arguments,
     config_error,
 )
@@ -68,9 +69,7 @@ def check_wrapper_arguments(cls, wrapper_cfg: dict) -> None:
     args = {k: v for k, v in wrapper_cfg.items() if k not in _CONSTRUCTOR_KEYS}
     refuse_amp_arguments_of(cls, args)
     check_unknown_arguments(cls, args)
-    for key in ('rho', 'eta', 'eps'):
-        if key in args:
-            check_number(key, args[key], low=0, open_low=key == 'rho')
+    check_perturbation_arguments(args)
     policy_cls = getattr(cls, 'policy_cls', None)
     if policy_cls is not None:
         policy_cls(**{k: args[k] for k in cls.policy_argument_names
