@@ -42,6 +42,23 @@ if SEG_DATASETS is not None:
 
     __all__.append('ShapesSegDataset')
 
+    from .garment_scenes import (
+        GARMENT_CLASSES,
+        GARMENT_PALETTE,
+        generate_garment_scenes,
+    )
+
+    @SEG_DATASETS.register_module()
+    class GarmentScenesDataset(_GeneratedOnFirstUse, BaseSegDataset):
+        """Fashion-MNIST garment scenes with object-level label noise in
+        the training split (``garment_scenes.py``)."""
+
+        METAINFO = dict(classes=GARMENT_CLASSES, palette=GARMENT_PALETTE)
+        generator = staticmethod(generate_garment_scenes)
+        defaults = dict(img_suffix='.png', seg_map_suffix='.png')
+
+    __all__.append('GarmentScenesDataset')
+
 try:
     from mmpose.datasets import CocoDataset
     from mmpose.registry import DATASETS as POSE_DATASETS
