@@ -7,11 +7,13 @@ bare Python error at the first SAM step.
 import difflib
 import inspect
 import numbers
+from contextlib import contextmanager
 from typing import List, Optional
 
 __all__ = [
     'config_error', 'check_number', 'accepted_arguments',
-    'check_unknown_arguments', 'check_perturbation_arguments', 'USAGE_DOC',
+    'check_unknown_arguments', 'check_perturbation_arguments', 'owned_by',
+    'USAGE_DOC',
     'ConfigError'
 ]
 
@@ -65,6 +67,19 @@ def check_number(key: str,
         raise config_error(key, f'must be {" and ".join(bounds)}, got '
                            f'{value!r}', f'{USAGE_DOC} gives its meaning and '
                            'default.', owner)
+
+
+@contextmanager
+def owned_by(owner: str):
+    """Errors raised inside name ``owner`` instead of ``optim_wrapper``
+    (the plain API: ``ARSAM.budget: ...``, not a config key)."""
+    try:
+        yield
+    except ConfigError as error:
+        message = str(error)
+        if not message.startswith('optim_wrapper.'):
+            raise
+        raise ConfigError(owner + message[len('optim_wrapper'):]) from None
 
 
 def check_perturbation_arguments(args: dict) -> None:

@@ -33,7 +33,12 @@ import torch
 from torch import Tensor, nn
 
 from . import _dist
-from ._checks import check_number, check_unknown_arguments, config_error
+from ._checks import (
+    check_number,
+    check_unknown_arguments,
+    config_error,
+    owned_by,
+)
 from .engine import SharpnessAwareEngine
 from .policies import AlwaysSAMPolicy, ARSAMPolicy, LookSAMPolicy
 
@@ -88,9 +93,10 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
         check_number('epoch_length', epoch_length, integer=True,
                      optional=True, low=1, owner=name)
         self.base_optimizer = base_optimizer
-        self.engine = SharpnessAwareEngine(
-            base_optimizer, policy, rho=rho, adaptive=adaptive, eta=eta,
-            eps=eps, exclude=exclude, name=name)
+        with owned_by(name):
+            self.engine = SharpnessAwareEngine(
+                base_optimizer, policy, rho=rho, adaptive=adaptive, eta=eta,
+                eps=eps, exclude=exclude, name=name)
         super().__init__(base_optimizer.param_groups, base_optimizer.defaults)
         self._share_base_state()
         self.model = model
@@ -187,8 +193,9 @@ def _with_policy(policy_cls):
             policy_kwargs = {k: kwargs.pop(k) for k in names if k in kwargs}
             check_unknown_arguments(type(self), kwargs,
                                     owner=type(self).__name__)
-            super().__init__(model, base_optimizer,
-                             policy_cls(**policy_kwargs), **kwargs)
+            with owned_by(type(self).__name__):
+                policy = policy_cls(**policy_kwargs)
+            super().__init__(model, base_optimizer, policy, **kwargs)
 
     return PolicyOptimizer
 

@@ -174,3 +174,9 @@ def test_bad_arguments_name_the_key():
         ARSAM(model, base, stat_layers=4)
     with pytest.raises(TypeError, match='optimizer instance'):
         SAM(model, torch.optim.SGD)
+    # Range errors of the policy and the engine name the class, not a
+    # config key: a plain-PyTorch user has no optim_wrapper.
+    with pytest.raises(ValueError, match=r'^ARSAM\.budget: must be > 0'):
+        ARSAM(model, base, budget=2)
+    with pytest.raises(ValueError, match=r'^SAM\.rho: must be > 0'):
+        SAM(model, base, rho=0)
