@@ -1,8 +1,8 @@
 """Segmentation scenes made of Fashion-MNIST garments, with object-level
 label noise in the training split (issue 22's segmentation family).
 
-Each scene pastes two or three garments (rescaled, tinted) onto a textured
-background; a pixel is labelled with its garment's class (1..10) where the
+Each scene pastes two or three garments (rescaled, tinted) onto a dimmed
+textured background; a pixel is labelled with its garment's class (1..10) where the
 garment's ink is visible, 0 elsewhere. In the training split a share
 ``noise_rate`` of the *objects* is relabelled with another class, drawn
 uniformly (whole-object class flips, exactly ``round(noise_rate * n)`` of
@@ -41,6 +41,7 @@ GARMENT_PALETTE = [[0, 0, 0]] + [
     [int(c) for c in np.random.RandomState(k).randint(40, 256, 3)]
     for k in range(1, 11)]
 _INK = 40  # a garment pixel counts as the garment from this intensity on
+_DIM = 0.4  # the background's brightness against the shapes set's
 
 
 def _read_idx(path: str) -> np.ndarray:
@@ -75,7 +76,7 @@ def _paste(rng, img, label, garment, cls, size):
                          interpolation=cv2.INTER_LINEAR).astype(np.float32)
     y, x = rng.randint(0, size - side + 1, size=2)
     alpha = garment[..., None] / 255.0
-    colour = rng.randint(60, 256, size=3).astype(np.float32)
+    colour = rng.randint(110, 256, size=3).astype(np.float32)
     window = img[y:y + side, x:x + side]
     window[:] = window * (1 - alpha) + colour * alpha
     label[y:y + side, x:x + side][garment >= _INK] = cls
@@ -88,7 +89,7 @@ def _write_split(root, split, num, size, images, classes, rng, per_scene):
     os.makedirs(ann_dir)
     cursor = 0
     for idx in range(num):
-        img = draw_background(rng, size)
+        img = _DIM * draw_background(rng, size)
         label = np.zeros((size, size), np.uint8)
         for k in range(per_scene[idx]):
             _paste(rng, img, label, images[cursor + k],
@@ -111,7 +112,7 @@ def generate_garment_scenes(data_root: str,
     module docstring). Returns ``data_root``."""
     spec = dict(kind='garment_scenes', num_train=num_train, num_val=num_val,
                 num_test=num_test, noise_rate=noise_rate, img_size=img_size,
-                seed=seed, version=1)
+                seed=seed, version=2)
 
     def write(tmp):
         rng = np.random.RandomState(seed)
