@@ -13,8 +13,7 @@ from typing import List, Optional
 __all__ = [
     'config_error', 'check_number', 'accepted_arguments',
     'check_unknown_arguments', 'check_perturbation_arguments', 'owned_by',
-    'USAGE_DOC',
-    'ConfigError'
+    'USAGE_DOC', 'ConfigError'
 ]
 
 #: Where every argument's meaning, range and default is documented.

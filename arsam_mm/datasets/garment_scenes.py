@@ -20,7 +20,6 @@ Layout (mmseg's usual one)::
     data_root/train_objects.json  # each training object's clean and noisy
                                   # class (Fashion-MNIST's 0..9), scene order
 """
-import gzip
 import json
 import os
 import os.path as osp
@@ -44,30 +43,21 @@ _INK = 40  # a garment pixel counts as the garment from this intensity on
 _DIM = 0.4  # the background's brightness against the shapes set's
 
 
-def _read_idx(path: str) -> np.ndarray:
-    opener = gzip.open if path.endswith('.gz') else open
-    with opener(path, 'rb') as f:
-        data = f.read()
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * k:8 + 4 * k], 'big')
-             for k in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def read_fashion_mnist(fashion_root: str, split: str):
     """``(images uint8 (n, 28, 28), labels (n,))`` of ``'train'`` or
-    ``'t10k'``, from the raw (optionally gzipped) idx files."""
-    arrays = []
-    for kind in ('images-idx3-ubyte', 'labels-idx1-ubyte'):
-        base = osp.join(fashion_root, f'{split}-{kind}')
-        path = next((p for p in (base, base + '.gz') if osp.isfile(p)), None)
-        if path is None:
+    ``'t10k'``, read by mmpretrain's own idx readers from the unpacked files
+    its ``FashionMNIST`` reads."""
+    from mmpretrain.datasets.mnist import read_image_file, read_label_file
+    paths = [osp.join(fashion_root, f'{split}-{kind}-ubyte')
+             for kind in ('images-idx3', 'labels-idx1')]
+    for path in paths:
+        if not osp.isfile(path):
             raise FileNotFoundError(
-                f'{base}[.gz] not found: run `bash tools/prepare_fashion_mnist'
-                f'.sh` (it puts Fashion-MNIST under data/fashion_mnist) or '
-                f'set generate.fashion_root.')
-        arrays.append(_read_idx(path))
-    return arrays[0], arrays[1].astype(np.int64)
+                f'{path} not found: run `bash tools/prepare_fashion_mnist.sh` '
+                '(it puts Fashion-MNIST under data/fashion_mnist) or set '
+                'generate.fashion_root.')
+    return (read_image_file(paths[0]).numpy(),
+            read_label_file(paths[1]).numpy().astype(np.int64))
 
 
 def _paste(rng, img, label, garment, cls, size):
