@@ -57,7 +57,7 @@ def _short(path):
 def test_only_the_optimizer_wrapper_changes(path):
     cfg = Config.fromfile(path)
     ref = _base_of(path)
-    if ref is None or path.endswith(('_sgd.py', '_plain.py')):
+    if ref is None or path.endswith(('_sgd.py', '_adam.py', '_plain.py')):
         # A recipe or demo config: its own source of truth.
         assert cfg.optim_wrapper.get('type', 'OptimWrapper') in (
             'OptimWrapper', 'SAMOptimWrapper', 'ARSAMOptimWrapper')

@@ -7,8 +7,21 @@ colours and of its right side in cool ones, so left and right can be told
 apart as in real images. Written as COCO json plus images, so mmpose's own
 ``CocoDataset`` and ``CocoMetric`` (xtcocotools) read and score it::
 
-    data_root/annotations/person_keypoints_{train,val}.json
-    data_root/{train,val}/00000.png
+    data_root/annotations/person_keypoints_{train,val[,test]}.json
+    data_root/{train,val[,test]}/00000.png
+    data_root/train_figures.json   # with noise: which figures are noisy
+
+Annotation noise (issue 22's pose family) touches the training split only;
+val and test stay clean. ``noise_rate`` of the training figures (exactly
+``round(noise_rate * num_train)``, drawn at random) get wrong keypoints:
+
+* ``'jitter'``: every keypoint moved by an offset drawn uniformly in
+  ``[-jitter, jitter] * figure height`` per axis (kept inside the image),
+  a careless annotator's clicks;
+* ``'swap'``: the left and right keypoints exchanged, the commonest error
+  in real pose annotations.
+
+Boxes come from the true keypoints, as a detector would give them.
 """
 import json
 import os
@@ -78,7 +91,20 @@ def _draw(img, kp, height):
                _CENTRE, width, cv2.LINE_AA)
 
 
-def _write_split(tmp, split, num, img_size, rng, first_id):
+# Index of each keypoint's mirror partner (nose and centre stay).
+FLIP_INDICES = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
+NOISE_TYPES = ('jitter', 'swap')
+
+
+def _corrupt(kp, height, noise_type, jitter, img_size, rng):
+    if noise_type == 'swap':
+        return kp[list(FLIP_INDICES)]
+    offset = rng.uniform(-jitter, jitter, size=kp.shape) * height
+    return np.clip(kp + offset, 0, img_size - 1)
+
+
+def _write_split(tmp, split, num, img_size, rng, first_id, noisy=(),
+                 noise_type='jitter', jitter=0.0, noise_rng=None):
     os.makedirs(osp.join(tmp, split))
     images, annotations = [], []
     for idx in range(num):
@@ -100,6 +126,9 @@ def _write_split(tmp, split, num, img_size, rng, first_id):
         image_id = first_id + idx
         images.append(dict(id=image_id, file_name=name, width=img_size,
                            height=img_size))
+        if idx in noisy:
+            kp = _corrupt(kp, height, noise_type, jitter, img_size,
+                          noise_rng)
         keypoints = np.concatenate([kp, np.full((17, 1), 2.0)], 1)
         annotations.append(dict(
             id=image_id, image_id=image_id, category_id=1, iscrowd=0,
@@ -119,15 +148,50 @@ def generate_stick_figures(data_root: str,
                            num_train: int = 400,
                            num_val: int = 100,
                            img_size: int = 128,
-                           seed: int = 0) -> str:
-    """Create the keypoint set under ``data_root`` unless it exists."""
+                           seed: int = 0,
+                           num_test: int = 0,
+                           noise_rate: float = 0.0,
+                           noise_type: str = 'jitter',
+                           jitter: float = 0.1) -> str:
+    """Create the keypoint set under ``data_root`` unless it exists.
+
+    ``num_test`` > 0 adds a clean test split; ``noise_rate``,
+    ``noise_type`` and ``jitter`` corrupt the training annotations (see
+    the module docstring). Without them the files are the same as before
+    these options existed.
+    """
+    if not 0.0 <= noise_rate < 1.0:
+        raise ValueError(f'generate.noise_rate must be in [0, 1), got '
+                         f'{noise_rate}')
+    if noise_type not in NOISE_TYPES:
+        raise ValueError(f'generate.noise_type must be one of {NOISE_TYPES},'
+                         f' got {noise_type!r}')
+    if noise_type == 'jitter' and noise_rate > 0 and not jitter > 0:
+        raise ValueError(f'generate.jitter must be > 0 with '
+                         f"noise_type='jitter', got {jitter}")
     spec = dict(kind='stick_figures', num_train=num_train, num_val=num_val,
                 img_size=img_size, seed=seed, version=1)
+    if num_test:
+        spec.update(num_test=num_test)
+    if noise_rate:
+        spec.update(noise_rate=noise_rate, noise_type=noise_type)
+        if noise_type == 'jitter':
+            spec.update(jitter=jitter)
 
     def write(tmp):
         rng = np.random.RandomState(seed)
         os.makedirs(osp.join(tmp, 'annotations'))
-        _write_split(tmp, 'train', num_train, img_size, rng, 1)
+        noisy = []
+        if noise_rate:
+            noise_rng = np.random.RandomState(seed + 1)
+            noisy = sorted(noise_rng.permutation(num_train)[:int(
+                round(noise_rate * num_train))].tolist())
+            with open(osp.join(tmp, 'train_figures.json'), 'w') as f:
+                json.dump(dict(noisy=noisy, noise_type=noise_type), f)
+        _write_split(tmp, 'train', num_train, img_size, rng, 1, set(noisy),
+                     noise_type, jitter, np.random.RandomState(seed + 2))
         _write_split(tmp, 'val', num_val, img_size, rng, 100000)
+        if num_test:
+            _write_split(tmp, 'test', num_test, img_size, rng, 200000)
 
     return generate_once(data_root, spec, write)

@@ -98,6 +98,7 @@ def _pose(cfg, root, batch_size):
             continue
         dataset = copy.deepcopy(cfg[key].dataset)
         dataset.pop('bbox_file', None)
+        dataset.pop('generate', None)  # the one embedded set for all
         dataset.update(
             type='StickFigureCocoDataset', data_root=data_root,
             ann_file=f'annotations/person_keypoints_{split}.json',
