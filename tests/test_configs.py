@@ -147,6 +147,17 @@ def test_embedded_data_scales_sizes_inside_custom_hooks(tmp_path):
     assert set(_affine_sizes(cfg.train_dataloader, [])) == {codec}
 
 
+def test_embedded_data_gives_every_pose_config_the_same_set(tmp_path):
+    """A config's own ``generate`` arguments (noise, a test split) stay
+    out of the shared embedded set, whose folder holds one spec."""
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs', 'pose', 'td-hm_res18-w16_stick-figures-swap40_adam.py'))
+    assert 'generate' in cfg.train_dataloader.dataset
+    use_embedded_data(cfg, root=str(tmp_path))
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert 'generate' not in cfg[key].dataset
+
+
 def test_embedded_data_keeps_upstream_validation_batch_size(tmp_path):
     # Bottom-up CID validates one image at a time (mmpose asserts it).
     cfg = _mmpose_config('cid/coco/cid_hrnet-w32_8xb20-140e_coco-512x512.py')
