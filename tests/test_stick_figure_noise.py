@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mmpose.registry import DATASETS
 
-from arsam_mm.datasets.stick_figures import FLIP_INDICES
+from arsam_mm.datasets.stick_figures import COCO_KEYPOINTS
 
 SIZE = dict(num_train=20, num_val=6, img_size=64, seed=0)
 
@@ -45,9 +45,10 @@ def test_noise_touches_the_listed_training_figures_only(tmp_path,
     before, after = _keypoints(clean, 'train'), _keypoints(noisy, 'train')
     moved = np.abs(after - before).max(axis=(1, 2)) > 0.01
     assert sorted(np.flatnonzero(moved).tolist()) == listed
-    if noise_type == 'swap':
-        np.testing.assert_allclose(after[listed],
-                                   before[listed][:, list(FLIP_INDICES)])
+    if noise_type == 'swap':  # each left_* now holds its right_*, by name
+        mirror = [COCO_KEYPOINTS.index(n.replace('left', '#').replace(
+            'right', 'left').replace('#', 'right')) for n in COCO_KEYPOINTS]
+        np.testing.assert_allclose(after[listed], before[listed][:, mirror])
     else:  # within jitter * figure height (<= 0.8 * image) per axis
         assert (np.abs(after - before) <= 0.1 * 0.8 * 64 + 1e-6).all()
     for split in ('val', 'test'):  # clean and identical
