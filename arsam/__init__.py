@@ -1,4 +1,5 @@
-"""arsam: sharpness-aware training (SAM, ASAM, ARSAM, LookSAM) in plain
+"""arsam: sharpness-aware training (SAM, ASAM, ARSAM, LookSAM, late-phase
+SAM) in plain
 PyTorch.
 
 ``from arsam import ARSAM`` gives a ``torch.optim`` optimizer for any
@@ -7,11 +8,19 @@ itself, which the OpenMMLab wrappers of ``arsam_mm`` drive too. This
 package imports torch only: no mmengine, no OpenMMLab package.
 """
 from .engine import SharpnessAwareEngine
-from .optim import ARSAM, ASAM, SAM, LookSAM, SharpnessAwareOptimizer
+from .optim import (
+    ARSAM,
+    ASAM,
+    SAM,
+    LatePhaseSAM,
+    LookSAM,
+    SharpnessAwareOptimizer,
+)
 from .policies import (
     AESAMPolicy,
     AlwaysSAMPolicy,
     ARSAMPolicy,
+    LatePhaseSAMPolicy,
     LookSAMPolicy,
     PeriodicSAMPolicy,
     RandomSAMPolicy,
@@ -20,10 +29,11 @@ from .policies import (
 )
 
 __all__ = [
-    'SAM', 'ASAM', 'ARSAM', 'LookSAM', 'SharpnessAwareOptimizer',
-    'SharpnessAwareEngine', 'TwoPassPolicy', 'AlwaysSAMPolicy',
-    'ARSAMPolicy', 'LookSAMPolicy', 'AESAMPolicy', 'RandomSAMPolicy',
-    'PeriodicSAMPolicy', 'RunLengthUnknownError'
+    'SAM', 'ASAM', 'ARSAM', 'LookSAM', 'LatePhaseSAM',
+    'SharpnessAwareOptimizer', 'SharpnessAwareEngine', 'TwoPassPolicy',
+    'AlwaysSAMPolicy', 'ARSAMPolicy', 'LookSAMPolicy', 'AESAMPolicy',
+    'RandomSAMPolicy', 'PeriodicSAMPolicy', 'LatePhaseSAMPolicy',
+    'RunLengthUnknownError'
 ]
 
 __version__ = '0.2.0'

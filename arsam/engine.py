@@ -30,11 +30,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from . import _dist
+from . import _dist, _log
 from ._batchnorm import batchnorm_stats_frozen
 from ._checks import check_perturbation_arguments
 from ._finite import check_passes_finite, loss_and_grad_norm
-from .perturbed_params import PerturbedParams, put_rho_in_param_groups
+from .perturbed_params import (
+    PerturbedParams,
+    put_rho_in_param_groups,
+    restore_rho_in_param_groups,
+)
 from .policies import AlwaysSAMPolicy, TwoPassPolicy
 from .sam_math import tensor_norms
 
@@ -75,7 +79,7 @@ class SharpnessAwareEngine:
                  name: str = 'SAM'):
         check_perturbation_arguments(dict(rho=rho, eta=eta, eps=eps))
         self.perturbed = PerturbedParams(exclude)
-        put_rho_in_param_groups(optimizer, rho)
+        self._group_rhos = put_rho_in_param_groups(optimizer, rho)
         self.optimizer = optimizer
         self.policy = policy if policy is not None else AlwaysSAMPolicy()
         self.rho, self.adaptive, self.eta, self.eps = rho, adaptive, eta, eps
@@ -83,6 +87,10 @@ class SharpnessAwareEngine:
         self.name = name
         self.sam_iters = 0  # iterations that took two passes
         self.total_iters = 0
+        #: The run's step at which this optimizer took over (a switch from
+        #: a plain optimizer's checkpoint); the policy's run is the rest.
+        self.start_step = 0
+        self._continued = False  # a state of this policy was loaded
         self._model: Optional[nn.Module] = None
         self._batchnorms: List[_BatchNorm] = []
 
@@ -101,10 +109,36 @@ class SharpnessAwareEngine:
         self.policy.bind(len(self.perturbed.perturbed))
 
     def start_run(self, max_steps: Optional[int],
-                  epoch_length: Optional[int] = None) -> None:
+                  epoch_length: Optional[int] = None,
+                  first_step: int = 0) -> None:
         """The run's length in optimizer steps (every start, resume
-        included): ARSAM's budget is a share of it."""
+        included): ARSAM's budget is a share of it.
+
+        ``first_step``: the step the run resumes at. An engine that starts
+        there with nothing of its own loaded (the checkpoint was written by
+        a plain optimizer or another policy) takes over the rest of the
+        run: its policy's run is the ``max_steps - first_step`` steps left,
+        so its cost is known as for a whole run.
+        """
+        if not self._continued and self.total_iters == 0 and first_step:
+            self.start_step = first_step
+            _log.info(
+                f'{self.name} takes over at step {first_step}: its schedule '
+                f'covers the {max(max_steps - first_step, 0)} steps left.'
+                if max_steps else
+                f'{self.name} takes over at step {first_step}.')
+        self._continued = True
+        if max_steps is not None:
+            max_steps = max(max_steps - self.start_step, 0)
         self.policy.on_train_start(max_steps, epoch_length)
+
+    def restore_rho(self) -> None:
+        """Every param group carries its ``rho`` again after the base
+        optimizer loaded a state (``Optimizer.load_state_dict`` makes new
+        groups from the saved ones, which a plain optimizer saved without
+        ``rho``); the groups' other keys and the base state are the
+        loaded ones."""
+        restore_rho_in_param_groups(self.optimizer, self._group_rhos)
 
     # ------------------------------------------------------- one step
     def take_two_passes(self, epoch: int = 0) -> Optional[bool]:
@@ -243,11 +277,38 @@ class SharpnessAwareEngine:
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        return dict(policy=self.policy.state_dict(), sam_iters=self.sam_iters,
-                    total_iters=self.total_iters)
+        return dict(policy=self.policy.state_dict(),
+                    policy_type=type(self.policy).__name__,
+                    sam_iters=self.sam_iters, total_iters=self.total_iters,
+                    start_step=self.start_step)
 
-    def load_state_dict(self, state: dict) -> None:
-        device = self.optimizer.param_groups[0]['params'][0].device
-        self.policy.load_state_dict(state['policy'], device)
-        self.sam_iters = state['sam_iters']
-        self.total_iters = state['total_iters']
+    def load_state_dict(self, state: Optional[dict]) -> bool:
+        """Continue from ``state`` (what :meth:`state_dict` returned), or
+        start afresh where it is None (a plain optimizer's checkpoint) or
+        was written under another policy (SAM's into ARSAM, say): then
+        nothing of it is taken and the policy starts at the resumed step
+        (:meth:`start_run`). Returns whether the state was taken."""
+        written_by = None if state is None else state.get('policy_type')
+        ours = type(self.policy).__name__
+        if state is not None and written_by in (None, ours):
+            device = self.optimizer.param_groups[0]['params'][0].device
+            try:
+                self.policy.load_state_dict(state['policy'], device)
+            except KeyError:
+                # A state written before policy_type was saved, by another
+                # policy: its keys are not ours.
+                if written_by is not None:
+                    raise
+            else:
+                self.sam_iters = state['sam_iters']
+                self.total_iters = state['total_iters']
+                self.start_step = state.get('start_step', 0)
+                self._continued = True
+                return True
+        source = ('another optimizer' if state is None else
+                  written_by or 'another SAM-family policy')
+        _log.warning(
+            f'{self.name}: the checkpoint holds no {ours} state (written by '
+            f'{source}); the base optimizer state is loaded and the '
+            'schedule starts afresh at the resumed step.')
+        return False

@@ -40,9 +40,17 @@ from ._checks import (
     owned_by,
 )
 from .engine import SharpnessAwareEngine
-from .policies import AlwaysSAMPolicy, ARSAMPolicy, LookSAMPolicy
+from .policies import (
+    AlwaysSAMPolicy,
+    ARSAMPolicy,
+    LatePhaseSAMPolicy,
+    LookSAMPolicy,
+)
 
-__all__ = ['SharpnessAwareOptimizer', 'SAM', 'ASAM', 'ARSAM', 'LookSAM']
+__all__ = [
+    'SharpnessAwareOptimizer', 'SAM', 'ASAM', 'ARSAM', 'LookSAM',
+    'LatePhaseSAM'
+]
 
 
 class SharpnessAwareOptimizer(torch.optim.Optimizer):
@@ -134,6 +142,9 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
                 'pass one and is not supported; train in float32 or under '
                 'autocast with dtype=torch.bfloat16, which needs no scaler.')
         engine = self.engine
+        # A state loaded into the base optimizer itself made new groups.
+        self._share_base_state()
+        engine.restore_rho()
         inner = getattr(self.model, 'module', self.model)  # DDP
         if not self._started:
             engine.bind(inner)
@@ -175,9 +186,32 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
                     sharpness_aware=self.engine.state_dict())
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.base_optimizer.load_state_dict(state_dict['base'])
+        """Load what :meth:`state_dict` of any SAM-family optimizer here
+        returned, or a plain ``torch.optim`` state dict (start
+        sharpness-aware from an SGD/Adam run).
+
+        The base optimizer's state (momenta, Adam moments, step counts) is
+        loaded either way, and every param group keeps the ``rho`` it was
+        given. The schedule continues from a state of the same method and
+        starts afresh from any other (logged).
+        """
+        keys = set(state_dict) if isinstance(state_dict, dict) else None
+        if keys is not None and {'base', 'sharpness_aware'} <= keys:
+            base, own = state_dict['base'], state_dict['sharpness_aware']
+        elif keys is not None and {'state', 'param_groups'} <= keys:
+            base, own = state_dict, None
+        else:
+            given = (sorted(keys) if keys is not None else
+                     type(state_dict).__name__)
+            raise ValueError(
+                f'{type(self).__name__}.load_state_dict: expected the '
+                "state_dict() of a SAM-family optimizer (keys 'base', "
+                "'sharpness_aware') or of a torch.optim optimizer (keys "
+                f"'state', 'param_groups'), got {given}.")
+        self.base_optimizer.load_state_dict(base)
         self._share_base_state()  # the base optimizer made new groups
-        self.engine.load_state_dict(state_dict['sharpness_aware'])
+        self.engine.restore_rho()
+        self.engine.load_state_dict(own)
 
 
 def _with_policy(policy_cls):
@@ -245,4 +279,15 @@ class LookSAM(_with_policy(LookSAMPolicy)):
 
     Examples:
         >>> optimizer = LookSAM(model, base, rho=0.05, k=5, alpha=0.25)
+    """
+
+
+class LatePhaseSAM(_with_policy(LatePhaseSAMPolicy)):
+    """Late-phase SAM (Zhou et al., ICLR 2025): plain steps of the base
+    optimizer, then SAM on the last ``share`` of the ``max_steps`` steps
+    (0.2: 0.6x SAM's passes).
+
+    Examples:
+        >>> optimizer = LatePhaseSAM(model, base, rho=0.05, share=0.2,
+        ...                          max_steps=10_000)
     """

@@ -25,7 +25,10 @@ from torch import Tensor, nn
 from ._checks import check_number, config_error
 from .sam_math import clone_tensors, sam_perturbation
 
-__all__ = ['PerturbedParams', 'pick']
+__all__ = [
+    'PerturbedParams', 'pick', 'put_rho_in_param_groups',
+    'restore_rho_in_param_groups'
+]
 
 
 def pick(items: Optional[list], index: Optional[List[int]]) -> Optional[list]:
@@ -56,16 +59,33 @@ def compile_patterns(exclude) -> List['re.Pattern']:
     return compiled
 
 
-def put_rho_in_param_groups(optimizer, rho: float) -> None:
+def put_rho_in_param_groups(optimizer, rho: float) -> List[float]:
     """``rho`` becomes the value of every param group that sets none, of
     groups added later and of mmengine's ``base_param_settings`` (which
     ``OptimWrapper.__init__`` copies from ``optimizer.defaults``): call it
-    before ``OptimWrapper.__init__``."""
+    before ``OptimWrapper.__init__``. Returns each group's radius."""
     optimizer.defaults.setdefault('rho', rho)
     for i, group in enumerate(optimizer.param_groups):
         group.setdefault('rho', rho)
         check_number(f'paramwise_cfg (param group {i}) rho', group['rho'],
                      low=0)
+    return [group['rho'] for group in optimizer.param_groups]
+
+
+def restore_rho_in_param_groups(optimizer, group_rhos: List[float]) -> None:
+    """Put back the radius of each param group that lost it.
+
+    ``Optimizer.load_state_dict`` rebuilds the param groups from the saved
+    ones, and a plain SGD/Adam checkpoint saved none with ``rho``: each
+    such group gets the radius it was built with (``group_rhos``, as
+    :func:`put_rho_in_param_groups` returned them), a group added since
+    then the optimizer's default. A saved ``rho`` (a SAM-family checkpoint,
+    a scheduled radius) is kept.
+    """
+    default = optimizer.defaults['rho']
+    for i, group in enumerate(optimizer.param_groups):
+        if 'rho' not in group:
+            group['rho'] = group_rhos[i] if i < len(group_rhos) else default
 
 
 class PerturbedParams:

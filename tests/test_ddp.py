@@ -75,6 +75,7 @@ def test_arsam_ranks_stay_identical(tmp_path, shapes_root):
     # AE-SAM decides after an all-reduced pass; its zero-started EMAs take
     # SAM at first, a high early threshold (lambda2) brings ERM steps in.
     dict(type='AESAMOptimWrapper', lambda2=3.0),
+    dict(type='LatePhaseSAMOptimWrapper', share=0.5),  # SAM from iter 4
 ])
 def test_peer_ranks_stay_identical(tmp_path, shapes_root, wrapper):
     wrapper_cfg = dict(wrapper, rho=0.05,

@@ -14,8 +14,10 @@ from conftest import (
 )
 from mmengine.optim import build_optim_wrapper
 
+from arsam import LatePhaseSAM, RunLengthUnknownError
 from arsam_mm.optim import (
     AESAMPolicy,
+    LatePhaseSAMPolicy,
     LookSAMPolicy,
     PeriodicSAMPolicy,
     RandomSAMPolicy,
@@ -196,3 +198,54 @@ def test_msam_trains_through_a_runner(tmp_path, shapes_root):
              optimizer=dict(type='SGD', lr=0.01, momentum=0.9)), 4)
     runner.train()
     assert all(torch.isfinite(p).all() for p in runner.model.parameters())
+
+
+def test_late_phase_sam_takes_the_last_share_at_any_run_length():
+    """SAM on exactly the last floor(share * n) steps: the cost,
+    (1 + share) / 2 of SAM's passes up to the floor, is known before the
+    run, whatever its length."""
+    for share in (0.2, 0.5, 1.0):
+        for n in (1, 2, 7, 10, 33, 250):
+            policy = LatePhaseSAMPolicy(share=share)
+            policy.on_train_start(n)
+            taken = [policy.take_two_passes(0) for _ in range(n)]
+            sam = math.floor(share * n)
+            assert taken == [False] * (n - sam) + [True] * sam, (share, n)
+    with pytest.raises(RunLengthUnknownError, match='max_steps'):
+        LatePhaseSAMPolicy().take_two_passes(0)
+
+
+def test_plain_late_phase_sam_runs_the_second_pass_late_only():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 2))
+    optimizer = LatePhaseSAM(model, torch.optim.SGD(model.parameters(),
+                                                    lr=0.1), rho=0.05,
+                             share=0.3, max_steps=10)
+    inputs, targets = torch.randn(8, 4), torch.randint(0, 2, (8, ))
+    calls = []
+
+    def closure():
+        calls[-1] += 1
+        loss = torch.nn.functional.cross_entropy(model(inputs), targets)
+        loss.backward()
+        return loss
+
+    for _ in range(10):
+        calls.append(0)
+        optimizer.step(closure)
+        optimizer.zero_grad()
+    assert calls == [1] * 7 + [2] * 3
+    assert optimizer.sam_rate == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize('type_name', ['LatePhaseSAMOptimWrapper',
+                                       'AmpLatePhaseSAMOptimWrapper'])
+def test_late_phase_sam_wrapper_trains(tmp_path, shapes_root, type_name):
+    runner = make_runner(
+        tmp_path, build_segmentor(), shapes_root,
+        dict(type=type_name, rho=0.05, share=0.4,
+             optimizer=dict(type='SGD', lr=0.01)), 9)
+    runner.train()
+    assert runner.optim_wrapper.sam_iters == 3  # iterations 7, 8, 9
+    assert runner.message_hub.get_scalar('train/sam_rate').current() == (
+        pytest.approx(3 / 9))

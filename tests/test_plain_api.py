@@ -12,7 +12,7 @@ from conftest import build_segmentor
 from reference_sam import reference_sam_step
 from torch import nn
 
-from arsam import ARSAM, ASAM, SAM, LookSAM
+from arsam import ARSAM, ASAM, SAM, LatePhaseSAM, LookSAM
 
 LR, MOMENTUM = 0.05, 0.9
 
@@ -109,7 +109,8 @@ def _toy(seed=0):
     lambda m, b: ASAM(m, b),
     lambda m, b: ARSAM(m, b, rho=0.05, max_steps=30),
     lambda m, b: LookSAM(m, b, rho=0.05, k=5, alpha=0.25),
-], ids=['SAM', 'ASAM', 'ARSAM', 'LookSAM'])
+    lambda m, b: LatePhaseSAM(m, b, rho=0.05, share=0.5, max_steps=30),
+], ids=['SAM', 'ASAM', 'ARSAM', 'LookSAM', 'LatePhaseSAM'])
 def test_each_method_trains_in_a_plain_loop(make):
     model, closure = _toy()
     optimizer = make(model, torch.optim.SGD(model.parameters(), lr=0.1,

@@ -58,6 +58,7 @@ def test_resume_is_exact(tmp_path, shapes_root):
     dict(type='AESAMOptimWrapper'),
     dict(type='RandomSAMOptimWrapper', p=0.4, seed=3),
     dict(_ARSAM, type='AmpARSAMOptimWrapper', loss_scale='dynamic'),
+    dict(type='LatePhaseSAMOptimWrapper', share=0.6),  # SAM from iter 6
 ], ids=lambda w: w['type'])
 def test_every_wrapper_family_resumes_exactly(tmp_path, shapes_root,
                                               wrapper):

@@ -1,7 +1,7 @@
 """SGD, SAM, ARSAM and the peer fast-SAM methods side by side.
 
     python tools/benchmark.py CONFIG [--methods sgd sam arsam looksam aesam
-        rst periodic msam rst_eq periodic_eq]
+        rst periodic msam late rst_eq periodic_eq]
         [--seeds 0 1 2] [--iters N | --epochs N] [--embedded-data]
         [--device cpu|cuda] [--data-root DIR] [--out DIR]
         [--cfg-options k=v ...]
@@ -50,6 +50,7 @@ METHODS = dict(sgd='OptimWrapper', sam='SAMOptimWrapper',
                arsam='ARSAMOptimWrapper', looksam='LookSAMOptimWrapper',
                aesam='AESAMOptimWrapper', rst='RandomSAMOptimWrapper',
                periodic='PeriodicSAMOptimWrapper', msam='MSAMOptimWrapper',
+               late='LatePhaseSAMOptimWrapper',
                rst_eq='RandomSAMOptimWrapper',
                periodic_eq='PeriodicSAMOptimWrapper')
 DEFAULT_METHODS = ['sgd', 'sam', 'arsam', 'looksam', 'aesam', 'rst']

@@ -1,10 +1,12 @@
 from .arsam import ARSAMPolicy
 from .base import AlwaysSAMPolicy, TwoPassPolicy
 from .budget import RunLengthUnknownError, SAMBudget
+from .late_phase import LatePhaseSAMPolicy
 from .peers import AESAMPolicy, LookSAMPolicy, PeriodicSAMPolicy, RandomSAMPolicy
 
 __all__ = [
     'TwoPassPolicy', 'AlwaysSAMPolicy', 'ARSAMPolicy', 'LookSAMPolicy',
-    'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy', 'SAMBudget',
+    'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy',
+    'LatePhaseSAMPolicy', 'SAMBudget',
     'RunLengthUnknownError'
 ]

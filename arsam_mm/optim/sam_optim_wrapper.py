@@ -20,7 +20,6 @@ The glue adds what only mmengine knows: the run's length (message hub),
 the accumulation cycle (``accumulation.py``), logging (``sam_logging.py``)
 and AMP (``amp.py``).
 """
-import logging
 from contextlib import contextmanager, nullcontext
 from typing import Optional, Sequence, Union
 
@@ -79,6 +78,7 @@ class SharpnessAwareMixin(EngineGlue):
         self._in_step = False  # optim_context ran, update_params to come
         self._local_first_pass = False
         self._max_iters_given: Optional[int] = None
+        self._first_iter = 0  # where the run (re)starts
         self._started = False
         self._run_max_iters: Optional[int] = None
         self.scalars = SAMScalars(type(self).__name__)
@@ -88,6 +88,7 @@ class SharpnessAwareMixin(EngineGlue):
                                 max_counts: int) -> None:
         super().initialize_count_status(model, init_counts, max_counts)
         self._max_iters_given = max_counts
+        self._first_iter = init_counts
 
     def _start_run(self) -> None:
         """The run's length in optimizer steps (one per accumulation
@@ -101,7 +102,7 @@ class SharpnessAwareMixin(EngineGlue):
         steps = None if max_iters is None else -(-max_iters // counts)
         if epoch_length is not None:
             epoch_length = -(-epoch_length // counts)
-        self.engine.start_run(steps, epoch_length)
+        self.engine.start_run(steps, epoch_length, self._first_iter // counts)
         self.cycle.warn_if_resumed_inside(type(self).__name__,
                                           self._inner_count % counts)
 
@@ -166,7 +167,7 @@ class SharpnessAwareMixin(EngineGlue):
         else:
             self.engine.count_iteration()
             self._log(False, None)
-        if self.total_iters == self._run_max_iters:
+        if self._inner_count == self._run_max_iters:
             print_log(self.scalars.run_end_line(self.sam_iters,
                                                 self.total_iters),
                       logger='current')
@@ -221,20 +222,16 @@ class SharpnessAwareMixin(EngineGlue):
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """A checkpoint of any wrapper: the base optimizer's state always;
+        the schedule only from this method's (``engine.load_state_dict``),
+        else it starts afresh at the resumed iteration."""
         state_dict = dict(state_dict)
         sam_state = state_dict.pop('sam_state', None)
         super().load_state_dict(state_dict)
-        if sam_state is None:
-            print_log(
-                f'{type(self).__name__}: the checkpoint has no SAM state '
-                '(written by another optimizer wrapper); the schedule '
-                'starts afresh.',
-                logger='current',
-                level=logging.WARNING)
-            return
-        self.engine.load_state_dict(sam_state)
-        self.scalars.cache = dict(sam_state['log_cache'])
-        self.cycle.load_state_dict(sam_state.get('cycle_decision'))
+        self.engine.restore_rho()
+        if self.engine.load_state_dict(sam_state):
+            self.scalars.cache = dict(sam_state['log_cache'])
+            self.cycle.load_state_dict(sam_state.get('cycle_decision'))
 
     def __repr__(self) -> str:
         return (f'{super().__repr__()}\nrho (default): {self.rho}, adaptive: '

@@ -17,6 +17,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from arsam.policies import (
     AESAMPolicy,
     ARSAMPolicy,
+    LatePhaseSAMPolicy,
     LookSAMPolicy,
     PeriodicSAMPolicy,
     RandomSAMPolicy,
@@ -31,7 +32,8 @@ __all__ = [
     'AmpARSAMOptimWrapper', 'LookSAMOptimWrapper', 'AmpLookSAMOptimWrapper',
     'AESAMOptimWrapper', 'AmpAESAMOptimWrapper', 'RandomSAMOptimWrapper',
     'AmpRandomSAMOptimWrapper', 'PeriodicSAMOptimWrapper',
-    'AmpPeriodicSAMOptimWrapper', 'MSAMOptimWrapper', 'AmpMSAMOptimWrapper',
+    'AmpPeriodicSAMOptimWrapper', 'LatePhaseSAMOptimWrapper',
+    'AmpLatePhaseSAMOptimWrapper', 'MSAMOptimWrapper', 'AmpMSAMOptimWrapper',
     'policy_arguments'
 ]
 
@@ -150,6 +152,25 @@ class PeriodicSAMOptimWrapper(policy_arguments(PeriodicSAMPolicy),
 class AmpPeriodicSAMOptimWrapper(policy_arguments(PeriodicSAMPolicy),
                                  AmpSharpnessAwareMixin, AmpOnAnyDevice):
     """:class:`PeriodicSAMOptimWrapper` with mixed precision."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class LatePhaseSAMOptimWrapper(policy_arguments(LatePhaseSAMPolicy),
+                               SharpnessAwareMixin, OptimWrapper):
+    """Late-phase SAM (Zhou et al., ICLR 2025): the base optimizer's plain
+    steps, then SAM on the last ``share`` of the run (0.2: 0.6x SAM's
+    passes).
+
+    Examples:
+        >>> optim_wrapper = dict(type='LatePhaseSAMOptimWrapper', rho=0.05,
+        ...                      share=0.2)
+    """
+
+
+@OPTIM_WRAPPERS.register_module()
+class AmpLatePhaseSAMOptimWrapper(policy_arguments(LatePhaseSAMPolicy),
+                                  AmpSharpnessAwareMixin, AmpOnAnyDevice):
+    """:class:`LatePhaseSAMOptimWrapper` with mixed precision."""
 
 
 @OPTIM_WRAPPERS.register_module()
