@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    'tensor_norms', 'global_norm', 'sam_perturbation', 'clone_tensors',
+    'tensor_norms', 'global_norm', 'dot', 'sam_perturbation', 'clone_tensors',
     'psf_from_grads_', 'mix_psf_', 'passes_vs_sam', 'TINY'
 ]
 
@@ -42,6 +42,13 @@ def to_device(value, device):
     if isinstance(value, Tensor) and device is not None:
         return value.to(device)
     return value
+
+
+def dot(a: List[Tensor], b: List[Tensor]) -> Tensor:
+    """Global inner product of two aligned tensor lists, loop-free and
+    without a host sync: ``<a, b> = (||a + b||^2 - ||a - b||^2) / 4``."""
+    return (global_norm(torch._foreach_add(a, b))**2 -
+            global_norm(torch._foreach_sub(a, b))**2) / 4
 
 
 def clone_tensors(tensors: List[Tensor]) -> List[Tensor]:

@@ -11,6 +11,7 @@ from arsam.optim import SharpnessAwareOptimizer
 from arsam.policies import (
     AESAMPolicy,
     ARSAMPolicy,
+    LatePhaseSAMPolicy,
     LookSAMPolicy,
     PeriodicSAMPolicy,
     RandomSAMPolicy,
@@ -28,6 +29,7 @@ TABLES = {
     'AE-SAM arguments': (AESAMPolicy, set()),
     'RST arguments': (RandomSAMPolicy, set()),
     'Periodic SAM arguments': (PeriodicSAMPolicy, set()),
+    'Late-phase SAM arguments': (LatePhaseSAMPolicy, set()),
     'MSAM arguments': (MomentumSAMMixin, {'optimizer'}),
     'Plain PyTorch arguments': (SharpnessAwareOptimizer, {
         'model', 'base_optimizer', 'policy', 'rho', 'adaptive', 'eta', 'eps',

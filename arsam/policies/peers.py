@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 
 from .._checks import check_number
-from ..sam_math import TINY, clone_tensors, global_norm
+from ..sam_math import TINY, clone_tensors, dot, global_norm
 from .base import TwoPassPolicy
 
 __all__ = ['LookSAMPolicy', 'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy']
@@ -28,13 +28,6 @@ def _progress(iteration: int, max_iters: Optional[int]) -> float:
     if not max_iters or max_iters <= 1:
         return 0.0
     return min(1.0, iteration / (max_iters - 1))
-
-
-def _dot(a, b):
-    """Global inner product of two tensor lists, loop-free:
-    ``<a, b> = (||a + b||^2 - ||a - b||^2) / 4``."""
-    return (global_norm(torch._foreach_add(a, b))**2 -
-            global_norm(torch._foreach_sub(a, b))**2) / 4
 
 
 class LookSAMPolicy(TwoPassPolicy):
@@ -72,7 +65,7 @@ class LookSAMPolicy(TwoPassPolicy):
                       torch.linalg.vector_norm(first_norms))
         # g_v = g_s - (<g_s, g> / ||g||^2) g, kept as a unit vector so that
         # the loss scale of AMP cancels out.
-        coef = _dot(sam_grads, first_grads) / (
+        coef = dot(sam_grads, first_grads) / (
             first_norm**2).clamp_min(TINY)
         g_v = torch._foreach_sub(sam_grads, torch._foreach_mul(first_grads,
                                                                coef))
