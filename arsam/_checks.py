@@ -6,6 +6,7 @@ bare Python error at the first SAM step.
 """
 import difflib
 import inspect
+import math
 import numbers
 from contextlib import contextmanager
 from typing import List, Optional
@@ -54,6 +55,9 @@ def check_number(key: str,
             f'Write it without quotes, e.g. {owner}.{key}='
             f'{"1" if integer else "0.05"}.' if isinstance(value, str) else
             f'Set it to {kind}.', owner)
+    if not math.isfinite(value):
+        raise config_error(key, f'must be a finite number, got {value!r}',
+                           f'Set it to {kind}.', owner)
     bounds = []
     if low is not None:
         bounds.append(f'{">" if open_low else ">="} {low}')

@@ -32,7 +32,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from . import _dist
+from . import _dist, _log
 from ._checks import (
     check_number,
     check_unknown_arguments,
@@ -91,6 +91,13 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
                  epoch_length: Optional[int] = None,
                  sync_first_pass: bool = False):
         name = type(self).__name__
+        if not isinstance(model, nn.Module):
+            raise TypeError(
+                f'{name}: model must be the nn.Module being trained (its '
+                'parameter names serve exclude, its BatchNorm layers keep '
+                'their statistics in the second pass), got '
+                f'{type(model).__name__}. Pass the model itself, not '
+                'model.parameters(); the base optimizer takes those.')
         if not isinstance(base_optimizer, torch.optim.Optimizer):
             raise TypeError(
                 f'{name}: base_optimizer must be an optimizer instance, e.g. '
@@ -100,6 +107,11 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
                      low=1, owner=name)
         check_number('epoch_length', epoch_length, integer=True,
                      optional=True, low=1, owner=name)
+        if max_steps is None and getattr(policy, 'needs_run_length', False):
+            raise ValueError(
+                f'{name}: max_steps is required: its two-pass steps are a '
+                'share of the run. Pass the number of step() calls of the '
+                'whole run, e.g. max_steps=epochs * len(loader).')
         self.base_optimizer = base_optimizer
         with owned_by(name):
             self.engine = SharpnessAwareEngine(
@@ -150,6 +162,11 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
             engine.bind(inner)
             engine.start_run(self.max_steps, self.epoch_length)
             self._started = True
+        if engine.total_iters == self.max_steps:
+            _log.warning(
+                f'{type(self).__name__}: step {engine.total_iters + 1} is '
+                f'past max_steps={self.max_steps}; the schedule was planned '
+                'for max_steps steps (raise it to train longer).')
         epoch = (engine.total_iters // self.epoch_length
                  if self.epoch_length else 0)
         two_pass = engine.take_two_passes(epoch)

@@ -22,8 +22,11 @@ from typing import List, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from . import _log
 from ._checks import check_number, config_error
 from .sam_math import clone_tensors, sam_perturbation
+
+_COMPILED_PREFIX = re.compile(r'(^|\.)_orig_mod\.')
 
 __all__ = [
     'PerturbedParams', 'pick', 'put_rho_in_param_groups',
@@ -112,7 +115,10 @@ class PerturbedParams:
         """Split ``optimizer``'s trainable parameters of ``model`` (the
         inner, unwrapped model). Refuses an ``exclude`` that leaves
         nothing to perturb."""
-        names = {id(p): n for n, p in model.named_parameters()}
+        # torch.compile's wrapper adds '_orig_mod.' to every name (DDP's
+        # 'module.' is gone already: the model here is the inner one).
+        names = {id(p): _COMPILED_PREFIX.sub(r'\1', n)
+                 for n, p in model.named_parameters()}
         params = [
             p for group in optimizer.param_groups for p in group['params']
             if p.requires_grad
@@ -121,6 +127,13 @@ class PerturbedParams:
             p for p in params if not getattr(p, 'lsq_step', False)
             and not any(r.search(names.get(id(p), '')) for r in self.exclude)
         ]
+        for pattern in self.exclude:
+            if not any(pattern.search(names.get(id(p), '')) for p in params):
+                _log.warning(
+                    f'exclude: {pattern.pattern!r} matches no trainable '
+                    'parameter name (names as in model.named_parameters(), '
+                    "e.g. 'backbone.conv1.weight'); nothing is excluded by "
+                    'it.')
         if not perturbed:
             raise config_error(
                 'exclude', 'matches every trainable parameter',
@@ -151,6 +164,13 @@ class PerturbedParams:
         if all(g is not None for g in grads):
             return params, grads, None
         index = [i for i, g in enumerate(grads) if g is not None]
+        if not index:
+            raise RuntimeError(
+                'No perturbed parameter has a gradient after the first '
+                'pass: the backward did not run, or the optimizer holds '
+                "another model's parameters. In a plain loop the closure "
+                'must call loss.backward() and return the loss; build the '
+                "base optimizer over this model's parameters.")
         return [params[i] for i in index], [grads[i] for i in index], index
 
     def group_rhos(self, optimizer, index=None) -> Union[float, List[float]]:

@@ -295,6 +295,20 @@ def test_default_budget_holds_at_every_run_length(max_iters):
     assert decisions[50:max_iters // 2].sum() >= 0.4 * after_warmup
 
 
+@pytest.mark.parametrize('max_iters', [480, 2400])
+def test_a_tail_takes_its_share_of_the_budget_at_the_end(max_iters):
+    """tail=0.5: half the budget is SAM on the run's last iterations, the
+    other half (warm-up included) placed as before; the total unchanged."""
+    decisions = _sam_iterations(max_iters, tail=0.5)
+    total = int(0.2 * max_iters)
+    assert decisions.sum() == total
+    tail = total // 2
+    assert decisions[-tail:].all()
+    assert decisions[:-tail].sum() == total - tail
+    if max_iters > 1000:  # room to spread beyond the warm-up
+        assert decisions[50:-tail].sum() > 0
+
+
 @pytest.mark.parametrize('budget', [0.1, 0.35])
 def test_budget_is_a_share_of_the_run(budget):
     decisions = _sam_iterations(3000, budget=budget, window=20, seed=4)

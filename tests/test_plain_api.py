@@ -181,3 +181,48 @@ def test_bad_arguments_name_the_key():
         ARSAM(model, base, budget=2)
     with pytest.raises(ValueError, match=r'^SAM\.rho: must be > 0'):
         SAM(model, base, rho=0)
+
+
+def test_plain_mistakes_are_refused_in_plain_words(caplog):
+    model, closure = _toy()
+    base = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r'^SAM\.rho: must be a finite'):
+        SAM(model, base, rho=float('nan'))
+    with pytest.raises(TypeError, match=r'not model\.parameters\(\)'):
+        SAM(model.parameters(), base)
+    with pytest.raises(ValueError, match=r'^ARSAM: max_steps is required'):
+        ARSAM(model, base)
+    ARSAM(model, base, schedule='paper')  # its cost follows its statistics
+
+    def no_backward():
+        return model(torch.randn(4, 8)).square().mean()
+
+    with pytest.raises(RuntimeError, match=r'must call loss\.backward\(\)'):
+        SAM(model, base).step(no_backward)
+    optimizer = SAM(model, base, max_steps=1)
+    with caplog.at_level('WARNING', logger='arsam'):
+        for _ in range(2):
+            optimizer.step(closure)
+            optimizer.zero_grad()
+    assert 'past max_steps=1' in caplog.text
+
+
+def test_exclude_sees_names_without_the_compile_prefix(caplog):
+    """torch.compile's module wraps the model as ``_orig_mod``: an anchored
+    pattern still matches, and one that matches nothing is reported."""
+
+    class Compiled(nn.Module):  # named as torch.compile's OptimizedModule
+        def __init__(self, inner):
+            super().__init__()
+            self._orig_mod = inner
+
+    model, _ = _toy()
+    base = torch.optim.SGD(model.parameters(), lr=0.1)
+    engine = SAM(Compiled(model), base, exclude=r'^0\.').engine
+    engine.bind(Compiled(model))
+    first = list(model[0].parameters())
+    assert all(all(p is not q for q in first)
+               for p in engine.perturbed.perturbed)
+    with caplog.at_level('WARNING', logger='arsam'):
+        SAM(model, base, exclude=['^0\\.', 'nothing']).engine.bind(model)
+    assert "'nothing' matches no trainable parameter" in caplog.text

@@ -76,6 +76,9 @@ class ARSAMPolicy(TwoPassPolicy):
             passes (``'budget'`` only). Defaults to 0.2, 0.6x SAM's passes.
         placement (str): how ``'budget'`` spreads the budget over the run:
             ``'adaptive'`` (the statistics) or ``'uniform'``.
+        tail (float): ``'budget'`` only: the share of the budget taken as
+            SAM on the run's last iterations (late-phase SAM, Zhou et al.
+            2025); the rest is placed as ``placement`` says.
         blocks (int): chunks of the sorted ``||psf||`` history.
         stat_tensors (int): the statistics use the last this-many
             parameter tensors.
@@ -97,6 +100,7 @@ class ARSAMPolicy(TwoPassPolicy):
                  schedule: str = 'budget',
                  budget: Optional[float] = None,
                  placement: str = 'adaptive',
+                 tail: float = 0.0,
                  blocks: int = 5,
                  stat_tensors: int = 10,
                  seed: int = 0):
@@ -136,6 +140,11 @@ class ARSAMPolicy(TwoPassPolicy):
                 "schedule='budget'.")
         check_number('budget', budget, optional=True, low=0, high=1,
                      open_low=True)
+        check_number('tail', tail, low=0, high=1, open_high=True)
+        if schedule != 'budget' and tail:
+            raise config_error(
+                'tail', f"schedule={schedule!r} has no budget to set apart",
+                "Drop tail or use schedule='budget'.")
         check_number('blocks', blocks, integer=True, low=1)
         check_number('stat_tensors', stat_tensors, integer=True, low=1)
         check_number('seed', seed, integer=True)
@@ -148,10 +157,11 @@ class ARSAMPolicy(TwoPassPolicy):
         self.max_target = window * max_p
         self.schedule = schedule
         self.budget = None
+        self.needs_run_length = schedule == 'budget'
         if schedule == 'budget':
             self.budget = SAMBudget(
                 DEFAULT_BUDGET if budget is None else budget, window, max_p,
-                placement, a1, a2)
+                placement, a1, a2, tail)
         self.statistics = PSFStatistics(window, blocks, stat_tensors,
                                         full_histories_only=schedule != 'paper')
         self.reuse = PSFReuse(beta, max_reuse, decay)

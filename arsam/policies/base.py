@@ -53,6 +53,9 @@ FiniteCheck = Callable[[Optional[Tensor]], bool]
 class TwoPassPolicy:
     """Base class: subclasses override what their method changes."""
 
+    #: Whether the policy needs the run's length (a budget over the run).
+    needs_run_length = False
+
     def bind(self, num_params: int) -> None:
         """Called once the wrapper knows how many tensors it perturbs;
         raises if a resumed state does not fit them."""

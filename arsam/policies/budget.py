@@ -58,7 +58,7 @@ class SAMBudget:
     """
 
     def __init__(self, budget: float, window: int, max_p: float,
-                 placement: str, a1: float, a2: float):
+                 placement: str, a1: float, a2: float, tail: float = 0.0):
         if placement not in PLACEMENTS:
             raise config_error(
                 'placement', f'unknown budget placement {placement!r}',
@@ -68,8 +68,10 @@ class SAMBudget:
         self.max_per_window = int(math.floor(window * max_p))
         self.placement = placement
         self.a1, self.a2 = a1, a2
+        self.tail = tail
         self.max_iters: Optional[int] = None
         self.total = 0  # set by start()
+        self.tail_iters = 0  # the run's last iterations, all two-pass
         self.taken = 0
         self.log_weight = 0.0
         self.credit = 0.0
@@ -79,16 +81,20 @@ class SAMBudget:
         the warm-up, cut to the budget if it is longer."""
         self.max_iters = max_iters
         self.total = int(math.floor(self.budget * max_iters))
-        if warmup_iters > self.total:
+        self.tail_iters = int(math.floor(self.tail * self.total))
+        spread = self.total - self.tail_iters
+        if warmup_iters > spread:
             _log.info(
                 f'ARSAM: the warm-up ({warmup_iters} iterations) is cut to '
-                f'the budget, {self.total} two-pass iterations of '
-                f'{max_iters} (budget={self.budget}).')
-            warmup_iters = self.total
+                f'the budget, {spread} two-pass iterations of '
+                f'{max_iters} (budget={self.budget}, tail={self.tail}).')
+            warmup_iters = spread
         _log.info(
             f'ARSAM: {self.total} of {max_iters} iterations take two passes '
             f"({passes_vs_sam(self.total / max_iters):.2f}x SAM's passes), "
-            f'placement={self.placement!r}.')
+            f'placement={self.placement!r}'
+            + (f', the last {self.tail_iters} of them at the end of the run.'
+               if self.tail_iters else '.'))
         return warmup_iters
 
     def require_run_length(self) -> None:
@@ -105,8 +111,11 @@ class SAMBudget:
         return self.total - self.taken
 
     def must_take(self, iteration: int) -> bool:
-        """The iterations left are no more than the budget left."""
-        return self.left > 0 and self.left >= self.max_iters - iteration
+        """In the tail, or the iterations left are no more than the budget
+        left."""
+        remaining = self.max_iters - iteration
+        return self.left > 0 and (remaining <= self.tail_iters
+                                  or self.left >= remaining)
 
     def _weight(self, iteration: int, d_r: float, d_v: float) -> float:
         if self.placement == 'adaptive':
@@ -121,15 +130,17 @@ class SAMBudget:
                      d_v: float = 0.0) -> int:
         """Two-pass iterations for the window starting at ``iteration``
         (0-based); ``d_r``, ``d_v``: the schedule statistics' changes."""
-        remaining = self.max_iters - iteration
-        if remaining <= 0 or self.left <= 0:
+        # The tail's iterations and budget are set apart.
+        remaining = self.max_iters - self.tail_iters - iteration
+        left = self.left - self.tail_iters
+        if remaining <= 0 or left <= 0:
             return 0
         length = min(self.window, remaining)
-        wanted = (self.left / remaining * self._weight(iteration, d_r, d_v) *
+        wanted = (left / remaining * self._weight(iteration, d_r, d_v) *
                   length + self.credit)
         quota = int(math.floor(wanted))
         self.credit = wanted - quota
-        capped = min(quota, self.max_per_window, length, self.left)
+        capped = min(quota, self.max_per_window, length, left)
         if capped < quota:
             self.credit = 0.0  # what the cap refused is spread again
         return capped

@@ -32,6 +32,8 @@ class LatePhaseSAMPolicy(TwoPassPolicy):
             passes. Defaults to 0.2 (0.6x SAM's passes).
     """
 
+    needs_run_length = True
+
     def __init__(self, share: float = 0.2):
         check_number('share', share, low=0, high=1, open_low=True)
         self.share = share
