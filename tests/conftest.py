@@ -8,8 +8,11 @@ from mmengine.logging import MessageHub
 
 import arsam_mm  # noqa: F401  (stack shims, registrations)
 
-os.environ.setdefault('OMP_NUM_THREADS', '2')
-torch.set_num_threads(2)
+# Under pytest-xdist (tools/run_tests.sh runs one worker per core) each
+# worker gets one thread; a plain pytest run gets both cores.
+_THREADS = '1' if os.environ.get('PYTEST_XDIST_WORKER') else '2'
+os.environ.setdefault('OMP_NUM_THREADS', _THREADS)
+torch.set_num_threads(int(_THREADS))
 
 SMALL_SET = dict(num_train=24, num_val=8, img_size=32, seed=0)
 

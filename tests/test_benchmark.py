@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+# Each test starts the benchmark tools as subprocesses.
+pytestmark = pytest.mark.slow
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 

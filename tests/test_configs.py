@@ -21,7 +21,10 @@ CONFIGS = sorted(
 DOCUMENTED = {'type', 'rho', 'adaptive', 'eta', 'eps', 'exclude',
               'sync_first_pass', 'window', 'warmup_iters', 'warmup_epochs',
               'beta', 'max_reuse', 'a1', 'a2', 'max_p', 'schedule', 'budget',
-              'placement', 'blocks', 'stat_tensors', 'seed', '_scope_'}
+              'placement', 'blocks', 'stat_tensors', 'seed', 'decay', 'k',
+              'alpha', 'share', '_scope_'}
+SAM_FAMILY = ('SAMOptimWrapper', 'ARSAMOptimWrapper', 'LookSAMOptimWrapper',
+              'LatePhaseSAMOptimWrapper')
 
 
 def _base_of(path):
@@ -74,7 +77,7 @@ def test_only_the_optimizer_wrapper_changes(path):
     if '/quantized/' in path:  # same wrapper as the float config it extends
         assert ow == base_ow
         return
-    assert ow['type'] in ('SAMOptimWrapper', 'ARSAMOptimWrapper')
+    assert ow['type'] in SAM_FAMILY
     for key in set(ow) | set(base_ow):
         if key not in DOCUMENTED:
             assert ow.get(key) == base_ow.get(key), key
@@ -98,6 +101,7 @@ def smoke_cfg(path, work_dir, iters=2):
     return cfg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     'path', [p for p in CONFIGS if 'demo' not in p], ids=_short)
 def test_config_trains_two_iterations(path, tmp_path):
@@ -107,7 +111,8 @@ def test_config_trains_two_iterations(path, tmp_path):
     runner.train()
     wrapper = runner.optim_wrapper
     if hasattr(wrapper, 'sam_iters'):
-        expected = 2 if 'ARSAM' not in type(wrapper).__name__ else 1
+        # SAM: both; ARSAM (budget 0.5 of 2) and LookSAM (k=5): the first.
+        expected = 2 if type(wrapper).__name__ == 'SAMOptimWrapper' else 1
         assert wrapper.sam_iters == expected
     moved = [not torch.equal(a, b)
              for a, b in zip(before, runner.model.parameters())]

@@ -9,6 +9,9 @@ from test_ddp import _free_port
 
 from arsam_mm.runner import main
 
+# Two gloo processes per config (mp.spawn), and a config run.
+pytestmark = pytest.mark.slow
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEG = 'segmentation/fcn_r50-d8_cityscapes-512x1024_arsam.py'
 POSE = 'pose/td-hm_res50_coco-256x192_arsam.py'

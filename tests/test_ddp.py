@@ -6,6 +6,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+# Two gloo processes per test (mp.spawn).
+pytestmark = pytest.mark.slow
+
 
 def _free_port() -> int:
     with socket.socket() as s:

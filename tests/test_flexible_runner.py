@@ -106,6 +106,7 @@ def _ddp_worker(rank, port, root, out_dir, wrapper_cfg, iters, flexible):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two gloo processes
 @pytest.mark.parametrize('wrapper_cfg', [
     dict(type='SAMOptimWrapper', rho=0.05, optimizer=_SGD),
     dict(type='ARSAMOptimWrapper', rho=0.05, window=2, warmup_iters=1,

@@ -1,4 +1,4 @@
-"""The garment-scenes segmentation set (issue 22's segmentation family),
+"""The garment-scenes segmentation set (the segmentation family's setting),
 generated from Fashion-MNIST-format idx files that this test writes (the
 real files are not on CI machines), read through mmseg's registry."""
 import json

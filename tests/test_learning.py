@@ -3,10 +3,14 @@ task (segmentation, pose, classification), judged by the upstream metric
 before and after training."""
 import os.path as osp
 
+import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from arsam_mm.runner.embedded import use_embedded_data
+
+# Learning runs of 120 to 300 iterations.
+pytestmark = pytest.mark.slow
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

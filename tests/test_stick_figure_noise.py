@@ -1,5 +1,5 @@
 """Annotation noise and the test split of the stick-figure keypoint set
-(issue 22's pose family), read through mmpose's registry."""
+(the pose family's setting), read through mmpose's registry."""
 import json
 import os.path as osp
 

@@ -1,5 +1,5 @@
 """Segmentation scenes made of Fashion-MNIST garments, with object-level
-label noise in the training split (issue 22's segmentation family).
+label noise in the training split (the segmentation family's setting).
 
 Each scene pastes two or three garments (rescaled, tinted) onto a dimmed
 textured background; a pixel is labelled with its garment's class (1..10) where the

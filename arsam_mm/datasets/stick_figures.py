@@ -11,7 +11,7 @@ apart as in real images. Written as COCO json plus images, so mmpose's own
     data_root/{train,val[,test]}/00000.png
     data_root/train_figures.json   # with noise: which figures are noisy
 
-Annotation noise (issue 22's pose family) touches the training split only;
+Annotation noise (the pose family's setting) touches the training split only;
 val and test stay clean. ``noise_rate`` of the training figures (exactly
 ``round(noise_rate * num_train)``, drawn at random) get wrong keypoints:
 

@@ -1,5 +1,5 @@
 # The clean twin of td-hm_res18-w16_stick-figures-swap40_adam.py: the same
-# figures, model and schedule, no swapped annotations (issue 22's "no harm
+# figures, model and schedule, no swapped annotations (the "no harm
 # without noise" check).
 _base_ = './td-hm_res18-w16_stick-figures-swap40_adam.py'
 data_root = 'data/stick_figures_clean/'

@@ -1,4 +1,4 @@
-# Low-bit QAT where SAM helps (issue 22's probe): LeNet5BN on 10,000
+# Low-bit QAT where SAM helps: LeNet5BN on 10,000
 # Fashion-MNIST images with 40% symmetric label noise, W4A4 LSQ
 # fake-quantized (first and last layers at 8 bits), SGD. Choices on val
 # (the clean holdout carved from the training set), test read once.
