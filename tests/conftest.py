@@ -8,11 +8,11 @@ from mmengine.logging import MessageHub
 
 import arsam_mm  # noqa: F401  (stack shims, registrations)
 
-# Under pytest-xdist (tools/run_tests.sh runs one worker per core) each
-# worker gets one thread; a plain pytest run gets both cores.
-_THREADS = '1' if os.environ.get('PYTEST_XDIST_WORKER') else '2'
-os.environ.setdefault('OMP_NUM_THREADS', _THREADS)
-torch.set_num_threads(int(_THREADS))
+# Two threads in every process, pytest-xdist workers included: the
+# release-0.1 checkpoints were written with two and resume bit for bit only
+# with the same reductions, and the learning tests' thresholds were set so.
+os.environ.setdefault('OMP_NUM_THREADS', '2')
+torch.set_num_threads(2)
 
 SMALL_SET = dict(num_train=24, num_val=8, img_size=32, seed=0)
 

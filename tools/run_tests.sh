@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh
 .venv/bin/ruff check arsam arsam_mm tools tests configs
-# One pytest-xdist worker per core (each worker runs one torch thread).
+# One pytest-xdist worker per core.
 .venv/bin/python -m pytest -q -n "${ARSAM_TEST_WORKERS:-$(nproc)}" "$@"
