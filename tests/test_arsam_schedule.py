@@ -163,48 +163,6 @@ def test_reuse_rule_weights():
     assert grads[0].tolist() == pytest.approx([0.7 * 8, -1.4 * 8])
 
 
-@pytest.mark.parametrize('scale', [None, 1024.0], ids=['fp32', 'amp'])
-def test_measured_decay_follows_the_agreement_of_consecutive_psfs(scale):
-    """decay='measured': the weight per iteration is
-    clip(<PSF_new, PSF_old> / ||PSF_old||^2, 0, 1) ** (1 / gap), by hand;
-    beta before the second SAM iteration; nothing once the PSFs disagree."""
-    policy = ARSAMPolicy(beta=0.9, max_reuse=100, decay='measured')
-    policy.bind(2)
-    zeros = [torch.zeros(2), torch.zeros(1)]
-    grad_scale = None if scale is None else torch.tensor(scale)
-
-    def sam_step(psf):
-        factor = 1.0 if scale is None else scale
-        record_sam_step(policy, [t.clone() for t in zeros],
-                        [t * factor for t in psf], grad_scale, None)
-
-    def one_pass():
-        grads = [t.clone() for t in zeros]
-        policy.on_one_pass_step(grads, grad_scale, None)
-        return [t / (1.0 if scale is None else scale) for t in grads]
-
-    old = [torch.tensor([2.0, 0.0]), torch.tensor([0.0])]
-    sam_step(old)
-    assert one_pass()[0][0].item() == pytest.approx(0.9 * 2.0)  # beta
-    for _ in range(2):
-        one_pass()
-    # Three one-pass iterations since: gap 4. <new, old> / ||old||^2 = 0.5.
-    new = [torch.tensor([1.0, 3.0]), torch.tensor([-1.0])]
-    sam_step(new)
-    rate = 0.5**(1 / 4)
-    assert policy.reuse.retention == pytest.approx(rate)
-    for k in (1, 2):
-        got = one_pass()
-        assert [t.tolist() for t in got] == [
-            pytest.approx([rate**k * 1.0, rate**k * 3.0]),
-            pytest.approx([-rate**k])]
-    # A PSF pointing against the stored one: no reuse until the next SAM.
-    sam_step([-t for t in new])
-    assert policy.reuse.retention == 0.0
-    assert all(t.abs().max() == 0 for t in one_pass())
-    assert all(t.abs().max() == 0 for t in one_pass())
-
-
 def test_psf_kept_under_a_moving_loss_scale():
     """The PSF is stored as g - g_s in the gradients' units; a tensor
     without a gradient at a later SAM step keeps its PSF across a change of

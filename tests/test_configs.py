@@ -21,7 +21,7 @@ CONFIGS = sorted(
 DOCUMENTED = {'type', 'rho', 'adaptive', 'eta', 'eps', 'exclude',
               'sync_first_pass', 'window', 'warmup_iters', 'warmup_epochs',
               'beta', 'max_reuse', 'a1', 'a2', 'max_p', 'schedule', 'budget',
-              'placement', 'blocks', 'stat_tensors', 'seed', 'decay', 'k',
+              'placement', 'blocks', 'stat_tensors', 'seed', 'tail', 'k',
               'alpha', 'share', '_scope_'}
 SAM_FAMILY = ('SAMOptimWrapper', 'ARSAMOptimWrapper', 'LookSAMOptimWrapper',
               'LatePhaseSAMOptimWrapper')

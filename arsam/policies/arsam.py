@@ -62,9 +62,6 @@ class ARSAMPolicy(TwoPassPolicy):
             tried, see docs/benchmarks.md).
         max_reuse (int): one-pass iterations that mix the stored PSF (the
             authors': 6).
-        decay (str): ``'fixed'`` (``beta``) or ``'measured'``: the weight
-            decays at the rate the agreement of consecutive PSFs says
-            (``psf_reuse.py``).
         a1 (float): gain on the relative change of ``||psf||/||g||``.
         a2 (float): gain on the relative change of the block variance of
             ``||psf||``.
@@ -93,7 +90,6 @@ class ARSAMPolicy(TwoPassPolicy):
                  warmup_epochs: Optional[int] = None,
                  beta: float = 0.99,
                  max_reuse: int = 100,
-                 decay: str = 'fixed',
                  a1: float = 0.13,
                  a2: float = 0.13,
                  max_p: float = 0.8,
@@ -164,7 +160,7 @@ class ARSAMPolicy(TwoPassPolicy):
                 placement, a1, a2, tail)
         self.statistics = PSFStatistics(window, blocks, stat_tensors,
                                         full_histories_only=schedule != 'paper')
-        self.reuse = PSFReuse(beta, max_reuse, decay)
+        self.reuse = PSFReuse(beta, max_reuse)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.iteration = 0

@@ -10,41 +10,16 @@ psf_scale`` (``psf_scale`` is ``-1``, or minus the AMP loss scale:
 ``scaled_psf`` holds ``g - g_s``), so forming it is one fused subtraction
 into the copy of ``g`` that :meth:`PSFReuse.keep_first_grads` made, and
 neither the sign nor the scale costs a pass over the tensors.
-
-``decay='measured'`` sets the per-step weight from the run instead of
-``beta``: at each SAM iteration the new PSF is regressed on the stored one,
-``a = <PSF_new, PSF_old> / ||PSF_old||^2`` (the least-squares scale that
-predicts the new PSF from the old, batch noise included), and over the
-``gap`` iterations between them the weight decays by
-``r = clip(a, 0, 1) ** (1 / gap)`` per iteration; the ``k``-th one-pass
-iteration after a SAM iteration mixes ``r**k * PSF``. A PSF that the next
-SAM iteration confirms is reused nearly whole; one that it contradicts
-(fast-moving weights, a large learning rate, low-bit gradients) is
-dropped within a few iterations. Until the second SAM iteration ``beta``
-applies. It costs a copy of ``g`` at SAM iterations (the stored PSF is
-kept until the new one is formed) and one host read of ``r`` per SAM
-iteration.
 """
 from typing import List, Optional
 
 import torch
 from torch import Tensor
 
-from .._checks import config_error
 from ..perturbed_params import pick
-from ..sam_math import (
-    TINY,
-    clone_tensors,
-    dot,
-    global_norm,
-    mix_psf_,
-    to_device,
-)
+from ..sam_math import clone_tensors, mix_psf_, to_device
 
-__all__ = ['PSFReuse', 'DECAYS']
-
-DECAYS = ('fixed', 'measured')
-_NEGLIGIBLE = 1e-6  # a reuse weight below it adds nothing
+__all__ = ['PSFReuse']
 
 
 class PSFReuse:
@@ -53,21 +28,11 @@ class PSFReuse:
     Args:
         beta (float): decay of the reuse weight (``beta**k``).
         max_reuse (int): one-pass iterations that mix the stored PSF.
-        decay (str): ``'fixed'`` (``beta``) or ``'measured'`` (from the
-            agreement of consecutive PSFs, see the module docstring).
     """
 
-    def __init__(self, beta: float, max_reuse: int, decay: str = 'fixed'):
-        if decay not in DECAYS:
-            raise config_error('decay', f'unknown PSF decay {decay!r}',
-                               f'Use one of {DECAYS}.')
+    def __init__(self, beta: float, max_reuse: int):
         self.beta = beta
         self.max_reuse = max_reuse
-        self.decay = decay
-        #: The measured per-iteration weight (``'measured'``; None before
-        #: the second SAM iteration, when ``beta`` applies).
-        self.retention: Optional[float] = None
-        self.age = 0  # one-pass iterations since the PSF was stored
         #: ``PSF * psf_scale`` per perturbed tensor (None: no PSF yet).
         self.scaled_psf: Optional[List[Optional[Tensor]]] = None
         self.psf_scale = 1.0
@@ -79,8 +44,7 @@ class PSFReuse:
         """A copy of ``g``, into the stored PSF's own tensors when they
         match (the new PSF replaces the old one in place)."""
         stored = pick(self.scaled_psf, index)
-        if (stored is None or any(t is None for t in stored)
-                or self.decay == 'measured'):
+        if stored is None or any(t is None for t in stored):
             return clone_tensors(grads)
         torch._foreach_copy_(stored, grads)
         return stored
@@ -89,10 +53,6 @@ class PSFReuse:
               num_params: int) -> None:
         """Keep ``psf`` (``PSF * psf_scale``, aligned with ``index``) and
         restart the reuse count."""
-        if (self.decay == 'measured' and index is None
-                and self.scaled_psf is not None
-                and all(t is not None for t in self.scaled_psf)):
-            self._measure(psf, psf_scale)
         if index is None:
             self.scaled_psf = list(psf)  # a foreach op may return a tuple
         else:
@@ -109,18 +69,7 @@ class PSFReuse:
                 self.scaled_psf[pos] = tensor
         self.psf_scale = psf_scale
         self.reuse_count = 0
-        self.age = 0
         self.coef = 1.0
-
-    def _measure(self, psf: List[Tensor], psf_scale) -> None:
-        """``r`` from the new PSF (``psf * psf_scale``) against the stored
-        one, ``age + 1`` iterations older."""
-        old = self.scaled_psf
-        # Both lists in their own units: PSF = psf / psf_scale.
-        ratio = dot(psf, old) / (global_norm(old)**2).clamp_min(TINY)
-        agreement = ratio * (self.psf_scale / psf_scale)
-        share = float(agreement.clamp(0.0, 1.0))
-        self.retention = share**(1.0 / (self.age + 1))
 
     def drop(self) -> None:
         """A pass was not finite; the store may hold ``g``
@@ -131,25 +80,16 @@ class PSFReuse:
                 [t for t in self.scaled_psf if t is not None])
         self.reuse_count = self.max_reuse
         self.coef = 0.0
-        self.retention = None
 
     def mix_into(self, grads: List[Tensor], grad_scale: Optional[Tensor],
                  index: Optional[List[int]]) -> None:
         """``g += beta**k * PSF`` in place, or nothing past ``max_reuse``."""
-        self.age += 1
         if self.scaled_psf is None or self.reuse_count >= self.max_reuse:
             self.coef = 0.0
             return
         self.reuse_count += 1
-        decay = self.beta if self.retention is None else self.retention
-        # decay ** k, not a running product: float drift could add a reuse.
-        self.coef = decay**self.reuse_count
-        if self.coef < _NEGLIGIBLE:
-            # A measured decay can reach 0: the rescaling below would then
-            # leave the store at 0 and divide by it at the next reuse.
-            self.coef = 0.0
-            self.reuse_count = self.max_reuse
-            return
+        # beta ** k, not a running product: float drift could add a reuse.
+        self.coef = self.beta**self.reuse_count
         psf = pick(self.scaled_psf, index)
         if any(t is None for t in psf):
             keep = [i for i, t in enumerate(psf) if t is not None]
@@ -175,8 +115,7 @@ class PSFReuse:
 
     def state_dict(self) -> dict:
         return dict(scaled_psf=self.scaled_psf, psf_scale=self.psf_scale,
-                    reuse_count=self.reuse_count, coef=self.coef,
-                    retention=self.retention, age=self.age)
+                    reuse_count=self.reuse_count, coef=self.coef)
 
     def load_state_dict(self, state: dict, device=None) -> None:
         # 0.1 checkpoints call the store 'psf'; before psf_scale existed
@@ -188,5 +127,3 @@ class PSFReuse:
         self.psf_scale = to_device(state.get('psf_scale', 1.0), device)
         self.reuse_count = state['reuse_count']
         self.coef = state['coef']
-        self.retention = state.get('retention')
-        self.age = state.get('age', self.reuse_count)
