@@ -1,0 +1,28 @@
+"""tools/gain_table.py: the share of SAM's gain per seed, by hand."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'gain_table.py'
+
+
+def _run(label, seed, value, key='accuracy/top1'):
+    return dict(label=label, seed=seed, metrics={key: value})
+
+
+def test_gain_kept_per_seed_on_the_seeds_with_sgd_and_sam(tmp_path):
+    runs = [_run('sgd', 0, 70.0), _run('sam', 0, 80.0), _run('sgd', 1, 60.0),
+            _run('sam', 1, 70.0), _run('late', 0, 75.0), _run('late', 1, 72.0),
+            _run('late', 2, 99.0)]  # seed 2 has no SGD/SAM to compare with
+    pose = [_run('sgd', 0, 0.40, 'coco/AP'), _run('sam', 0, 0.60, 'coco/AP'),
+            _run('at50', 0, 0.45, 'coco/AP')]
+    path = tmp_path / 'runs.json'
+    path.write_text(json.dumps(dict(cls=dict(split='val', runs=runs),
+                                    pose=dict(runs=pose))))
+    out = subprocess.run([sys.executable, str(TOOL), str(path)], check=True,
+                         capture_output=True, text=True).stdout
+    late = next(line for line in out.splitlines() if 'late' in line)
+    assert 'n=3' in late and 'kept 0.50 1.20 (mean 0.85)' in late
+    at50 = next(line for line in out.splitlines() if 'at50' in line)
+    assert '45.00' in at50 and 'kept 0.25' in at50  # AP in points
