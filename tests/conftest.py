@@ -8,9 +8,9 @@ from mmengine.logging import MessageHub
 
 import arsam_mm  # noqa: F401  (stack shims, registrations)
 
-# Two threads in every process, pytest-xdist workers included: the
-# release-0.1 checkpoints were written with two and resume bit for bit only
-# with the same reductions, and the learning tests' thresholds were set so.
+# Two threads in every process: the release-0.1 checkpoints were written
+# with two and resume bit for bit only with the same reductions, and the
+# learning tests' thresholds were set so.
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 torch.set_num_threads(2)
 

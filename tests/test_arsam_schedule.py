@@ -135,7 +135,10 @@ def test_budget_schedule_takes_block_variances_from_full_histories():
     (dict(budget=0), 'budget'),
     (dict(schedule='paper', budget=0.2), 'budget'),
     (dict(placement='early'), 'placement'),
-    (dict(placement='front'), 'placement'),
+    (dict(placement='front'), "placement='front' was removed.*tail"),
+    (dict(placement='late'), "placement='late' was removed.*tail"),
+    (dict(tail=1.0), 'tail'),
+    (dict(schedule='paper', tail=0.5), 'tail'),
 ])
 def test_schedule_arguments_are_checked(kwargs, key):
     with pytest.raises((ValueError, TypeError), match=key):

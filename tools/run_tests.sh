@@ -5,5 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh
 .venv/bin/ruff check arsam arsam_mm tools tests configs
-# One pytest-xdist worker per core.
-.venv/bin/python -m pytest -q -n "${ARSAM_TEST_WORKERS:-$(nproc)}" "$@"
+.venv/bin/python -m pytest -q "$@"

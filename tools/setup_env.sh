@@ -9,7 +9,7 @@ VENV=.venv
 PY=${PYTHON:-python3}
 STAMP=$VENV/.arsam_mm_stack_v4
 
-if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import arsam, arsam_mm, mmseg, mmpose, mmpretrain, onnxruntime, albumentations, xdist" 2>/dev/null; then
+if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import arsam, arsam_mm, mmseg, mmpose, mmpretrain, onnxruntime, albumentations" 2>/dev/null; then
   echo "[setup] reusing $VENV"
   exit 0
 fi

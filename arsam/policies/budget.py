@@ -59,6 +59,12 @@ class SAMBudget:
 
     def __init__(self, budget: float, window: int, max_p: float,
                  placement: str, a1: float, a2: float, tail: float = 0.0):
+        if placement in ('front', 'late'):
+            raise config_error(
+                'placement', f'placement={placement!r} was removed (studied '
+                'in docs/benchmarks.md: no better than the others)',
+                "Use 'adaptive' (the default) or 'uniform'; for two-pass "
+                "iterations at the end of the run set tail, e.g. tail=0.5.")
         if placement not in PLACEMENTS:
             raise config_error(
                 'placement', f'unknown budget placement {placement!r}',
