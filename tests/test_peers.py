@@ -151,15 +151,22 @@ def test_periodic_sam_fractional_period():
         True, False, False, True, False, False, True]
 
 
-@pytest.mark.parametrize('type_name', ['PeriodicSAMOptimWrapper',
-                                       'AmpPeriodicSAMOptimWrapper'])
-def test_periodic_sam_wrapper_trains(tmp_path, shapes_root, type_name):
+@pytest.mark.parametrize('type_name, extra', [
+    ('PeriodicSAMOptimWrapper', dict(k=4)),  # iterations 1, 5, 9
+    ('AmpPeriodicSAMOptimWrapper', dict(k=4)),
+    ('LatePhaseSAMOptimWrapper', dict(share=0.4)),  # iterations 7, 8, 9
+    ('AmpLatePhaseSAMOptimWrapper', dict(share=0.4)),
+])
+def test_scheduled_peer_wrappers_train(tmp_path, shapes_root, type_name,
+                                       extra):
     runner = make_runner(
         tmp_path, build_segmentor(), shapes_root,
-        dict(type=type_name, rho=0.05, k=4,
-             optimizer=dict(type='SGD', lr=0.01)), 9)
+        dict(type=type_name, rho=0.05, optimizer=dict(type='SGD', lr=0.01),
+             **extra), 9)
     runner.train()
-    assert runner.optim_wrapper.sam_iters == 3  # iterations 1, 5, 9
+    assert runner.optim_wrapper.sam_iters == 3
+    assert runner.message_hub.get_scalar('train/sam_rate').current() == (
+        pytest.approx(3 / 9))
 
 
 def test_msam_perturbs_along_momentum_and_steps_from_w(seg_batches):
@@ -236,16 +243,3 @@ def test_plain_late_phase_sam_runs_the_second_pass_late_only():
         optimizer.zero_grad()
     assert calls == [1] * 7 + [2] * 3
     assert optimizer.sam_rate == pytest.approx(0.3)
-
-
-@pytest.mark.parametrize('type_name', ['LatePhaseSAMOptimWrapper',
-                                       'AmpLatePhaseSAMOptimWrapper'])
-def test_late_phase_sam_wrapper_trains(tmp_path, shapes_root, type_name):
-    runner = make_runner(
-        tmp_path, build_segmentor(), shapes_root,
-        dict(type=type_name, rho=0.05, share=0.4,
-             optimizer=dict(type='SGD', lr=0.01)), 9)
-    runner.train()
-    assert runner.optim_wrapper.sam_iters == 3  # iterations 7, 8, 9
-    assert runner.message_hub.get_scalar('train/sam_rate').current() == (
-        pytest.approx(3 / 9))
