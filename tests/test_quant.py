@@ -337,6 +337,7 @@ def test_step_sizes_stay_positive_under_adam(tmp_path, shapes_root):
     assert bool((steps == MIN_STEP).any())  # some were pushed to the bound
 
 
+@pytest.mark.slow  # trains a config, then runs the export tool
 def test_export_tool_builds_from_the_config_training_saved(tmp_path):
     """A run trained with --embedded-data (4 classes, not Cityscapes' 19)
     exports with the config path the user trained from: the tool builds the

@@ -52,6 +52,8 @@ def test_resume_is_exact(tmp_path, shapes_root):
     assert (resumed.optim_wrapper.policy.window_target == wrapper.policy.window_target)
 
 
+# ARSAM's exact resume (test_resume_is_exact) stays in the fast tier.
+@pytest.mark.slow
 @pytest.mark.parametrize('wrapper', [
     dict(type='SAMOptimWrapper', adaptive=True, rho=0.5),
     dict(type='LookSAMOptimWrapper', k=3),
