@@ -120,7 +120,7 @@ class SharpnessAwareEngine:
         run: its policy's run is the ``max_steps - first_step`` steps left,
         so its cost is known as for a whole run.
         """
-        if not self._continued and self.total_iters == 0 and first_step:
+        if not self._continued and first_step:
             self.start_step = first_step
             _log.info(
                 f'{self.name} takes over at step {first_step}: its schedule '

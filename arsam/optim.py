@@ -154,9 +154,10 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
                 'pass one and is not supported; train in float32 or under '
                 'autocast with dtype=torch.bfloat16, which needs no scaler.')
         engine = self.engine
-        # A state loaded into the base optimizer itself made new groups.
-        self._share_base_state()
-        engine.restore_rho()
+        if self.param_groups is not self.base_optimizer.param_groups:
+            # A state loaded into the base optimizer itself made new groups.
+            self._share_base_state()
+            engine.restore_rho()
         inner = getattr(self.model, 'module', self.model)  # DDP
         if not self._started:
             engine.bind(inner)

@@ -216,6 +216,13 @@ def _mean_std(values):
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def gain_kept_per_seed(mine, sgd, sam):
+    """``(acc - acc_SGD) / (acc_SAM - acc_SGD)`` on each seed (dicts seed ->
+    metric) that has all three and where SAM differs from SGD."""
+    return [(mine[s] - sgd[s]) / (sam[s] - sgd[s]) for s in sorted(mine)
+            if s in sgd and s in sam and sam[s] != sgd[s]]
+
+
 def _gain_kept(by_method, rows, metric, split_key='metrics'):
     """Per seed ``(acc - acc_SGD) / (acc_SAM - acc_SGD)``, mean +- std."""
     if 'sgd' not in by_method or 'sam' not in by_method:
@@ -227,9 +234,7 @@ def _gain_kept(by_method, rows, metric, split_key='metrics'):
 
     sgd, sam = per_seed('sgd'), per_seed('sam')
     for method in by_method:
-        mine = per_seed(method)
-        kept = [(mine[s] - sgd[s]) / (sam[s] - sgd[s]) for s in mine
-                if s in sgd and s in sam and sam[s] != sgd[s]]
+        kept = gain_kept_per_seed(per_seed(method), sgd, sam)
         if kept:
             mean, std = _mean_std(kept)
             rows[method].update(gain_kept_mean=mean, gain_kept_std=std)

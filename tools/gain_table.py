@@ -12,6 +12,8 @@ import argparse
 import json
 import statistics
 
+from benchmark import gain_kept_per_seed  # tools/, beside this script
+
 METRICS = ('accuracy/top1', 'coco/AP', 'mIoU')
 
 
@@ -31,8 +33,8 @@ def table(runs):
         mean = statistics.mean(values.values())
         std = statistics.stdev(values.values()) if len(values) > 1 else 0.0
         line = f'  {label:7s} n={len(seeds)} {mean:6.2f} +- {std:4.2f}'
-        kept = [(values[s] - sgd[s]) / (sam[s] - sgd[s]) for s in seeds
-                if s in sgd and s in sam and label not in ('sgd', 'sam')]
+        kept = ([] if label in ('sgd', 'sam') else
+                gain_kept_per_seed(values, sgd, sam))
         if kept:
             line += (' | kept ' + ' '.join(f'{k:.2f}' for k in kept) +
                      f' (mean {statistics.mean(kept):.2f})')

@@ -34,7 +34,9 @@ from .. import _log
 from .._checks import config_error
 from ..sam_math import passes_vs_sam
 
-__all__ = ['SAMBudget', 'RunLengthUnknownError', 'PLACEMENTS']
+__all__ = [
+    'SAMBudget', 'RunLengthUnknownError', 'run_length_unknown', 'PLACEMENTS'
+]
 
 PLACEMENTS = ('adaptive', 'uniform')
 _MAX_LOG_WEIGHT = math.log(4.0)
@@ -43,6 +45,18 @@ _MAX_LOG_WEIGHT = math.log(4.0)
 class RunLengthUnknownError(RuntimeError):
     """A budget over the run was asked for, but nothing told the length of
     the run (no mmengine train loop published ``max_iters``)."""
+
+
+def run_length_unknown(method: str, key: str,
+                       alternative: str = '') -> RunLengthUnknownError:
+    """The error of ``method`` whose ``optim_wrapper.key`` is a share of a
+    run whose length nothing told."""
+    return RunLengthUnknownError(
+        f'{method}: optim_wrapper.{key} is a share of the run, but the run '
+        'length is unknown: no mmengine train loop published max_iters. '
+        'Train through an mmengine Runner or FlexibleRunner'
+        + (', ' if alternative else ', or ') +
+        'give the plain optimizer max_steps' + alternative + '.')
 
 
 class SAMBudget:
@@ -105,12 +119,8 @@ class SAMBudget:
 
     def require_run_length(self) -> None:
         if self.max_iters is None:
-            raise RunLengthUnknownError(
-                'ARSAM: optim_wrapper.budget is a share of the run, but the '
-                'run length is unknown: no mmengine train loop published '
-                'max_iters. Train through an mmengine Runner or '
-                'FlexibleRunner, give the plain optimizer max_steps, or set '
-                "schedule='paper' (no budget).")
+            raise run_length_unknown('ARSAM', 'budget',
+                                     ", or set schedule='paper' (no budget)")
 
     @property
     def left(self) -> int:

@@ -19,7 +19,7 @@ from .. import _log
 from .._checks import check_number
 from ..sam_math import passes_vs_sam
 from .base import TwoPassPolicy
-from .budget import RunLengthUnknownError
+from .budget import run_length_unknown
 
 __all__ = ['LatePhaseSAMPolicy']
 
@@ -53,11 +53,7 @@ class LatePhaseSAMPolicy(TwoPassPolicy):
 
     def take_two_passes(self, epoch):
         if self.switch_at is None:
-            raise RunLengthUnknownError(
-                'Late-phase SAM: optim_wrapper.share is a share of the run, '
-                'but the run length is unknown: no mmengine train loop '
-                'published max_iters. Train through an mmengine Runner or '
-                'FlexibleRunner, or give the plain optimizer max_steps.')
+            raise run_length_unknown('Late-phase SAM', 'share')
         take = self.iteration >= self.switch_at
         self.iteration += 1
         return take
