@@ -72,3 +72,26 @@ def test_amp_wrapper_parses_loss_scale_as_we_repeat_it():
         build_optim_wrapper(model, dict(
             type='AmpSAMOptimWrapper', loss_scale='static',
             optimizer=dict(type='SGD', lr=0.01)))
+
+
+def test_queue_callback_runs_once_when_the_backward_ends():
+    """FakeQuantHook's DDP average of step-size gradients: queued from a
+    post-accumulate-grad hook, it must run after every gradient of that
+    backward is accumulated, once, and not in the next backward."""
+    from torch.autograd import Variable
+    a = torch.ones(3, requires_grad=True)
+    b = torch.ones(3, requires_grad=True)
+    seen = []
+
+    def when_done():
+        seen.append((a.grad.clone(), b.grad.clone()))
+
+    a.register_post_accumulate_grad_hook(
+        lambda p: Variable._execution_engine.queue_callback(when_done))
+    (2 * a + 3 * b).sum().backward()
+    assert len(seen) == 1
+    assert seen[0][0].tolist() == [2.0] * 3
+    assert seen[0][1].tolist() == [3.0] * 3  # b's gradient was there too
+    a.grad = b.grad = None
+    (a * b).sum().backward()  # the hook queues again: one more call
+    assert len(seen) == 2

@@ -106,14 +106,22 @@ def test_update_params_without_context_is_refused():
 
 @pytest.mark.parametrize('type_name', ['SAMOptimWrapper', 'MSAMOptimWrapper'])
 def test_compile_is_refused_by_the_runner(tmp_path, shapes_root, type_name):
-    """MSAM runs on the same engine glue, with the same refusals."""
+    """MSAM runs on the same engine glue, with the same refusals; the
+    Runner and tools/train.py's config check say it in the same words."""
     runner = make_runner(
         tmp_path, build_segmentor(), shapes_root,
         dict(type=type_name, optimizer=dict(type='SGD', lr=0.01,
                                             momentum=0.9)), 2,
         cfg=dict(compile=True))
-    with pytest.raises(ValueError, match='compile=False'):
+    with pytest.raises(ValueError) as at_step:
         runner.train()
+    with pytest.raises(ValueError) as at_check:
+        check_config(Config(dict(optim_wrapper=dict(type=type_name),
+                                 compile=True)))
+    assert str(at_step.value) == str(at_check.value) == (
+        f'compile: {type_name} cannot run inside a torch.compile-d '
+        'train_step (it edits weights in place and hooks the data '
+        'preprocessor). Set compile=False (--cfg-options compile=False).')
 
 
 def test_config_checks_name_the_key():

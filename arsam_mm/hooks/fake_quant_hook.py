@@ -22,7 +22,6 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS
 from torch import nn
 from torch.autograd import Variable
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from arsam._dist import all_reduce_mean_, world_size
 
@@ -69,11 +68,6 @@ class FakeQuantHook(Hook):
             ``conv_seg``, mmpose's ``final_layer`` and SimCC
             ``mlp_head_x/y``, and mmpretrain's ``head.fc``. When none
             matches, the model's last layer is taken.
-        freeze_bn_after (int, optional): from this iteration (or epoch,
-            with ``by_epoch``) on, BatchNorm layers run in eval mode.
-        freeze_steps_after (int, optional): from then on step sizes stop
-            learning.
-        by_epoch (bool): the two thresholds count epochs. Defaults to False.
         perturb (str): where SAM-family wrappers perturb the quantized
             layers' weights. ``'latent'`` (default): the full-precision
             weights, like every other parameter. ``'quantized'`` (SAQ, Liu
@@ -92,9 +86,6 @@ class FakeQuantHook(Hook):
                  skip: Sequence[str] = (),
                  first_last_bits: Optional[int] = 8,
                  output_layers: Sequence[str] = OUTPUT_LAYERS,
-                 freeze_bn_after: Optional[int] = None,
-                 freeze_steps_after: Optional[int] = None,
-                 by_epoch: bool = False,
                  perturb: str = 'latent'):
         if perturb not in ('latent', 'quantized'):
             raise _bad('perturb', f'{perturb!r} is not a perturbation mode',
@@ -111,9 +102,6 @@ class FakeQuantHook(Hook):
         self.skip = [re.compile(p) for p in skip]
         self.first_last_bits = first_last_bits
         self.output_layers = [re.compile(p) for p in output_layers]
-        self.freeze_bn_after = freeze_bn_after
-        self.freeze_steps_after = freeze_steps_after
-        self.by_epoch = by_epoch
         self.perturb = perturb
         self.layers, self.steps = [], []
         self._synced = False  # DDP gradient hooks registered on the steps
@@ -230,22 +218,7 @@ class FakeQuantHook(Hook):
     def before_test(self, runner) -> None:
         self.quantize(self._inner(runner))
 
-    # ----------------------------------------------------------- freezing
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        # Re-applied every iteration: the loop calls model.train() each time.
-        now = runner.epoch if self.by_epoch else runner.iter
-        model = self._inner(runner)
-        if self.freeze_bn_after is not None and now >= self.freeze_bn_after:
-            for m in model.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        if (self.freeze_steps_after is not None
-                and now >= self.freeze_steps_after):
-            for step in self.steps:
-                if step.requires_grad:
-                    step.requires_grad_(False)
-                    step.grad = None
-
+    # ----------------------------------------------------------- training
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
         # A step size at or below zero turns the quantizer inside out (the

@@ -14,19 +14,30 @@ from arsam._checks import (  # noqa: F401
 __all__ = [
     'config_error', 'check_number', 'accepted_arguments',
     'check_unknown_arguments', 'ConfigError', 'check_wrapper_arguments',
-    'refuse_amp_arguments',
+    'refuse_amp_arguments', 'compile_error', 'fsdp_error',
     'refuse_unsupported_model', 'refuse_update_without_context'
 ]
 
 
-def refuse_amp_arguments(wrapper, kwargs: dict) -> None:
-    """``loss_scale``/``dtype`` on a wrapper that is not an AMP one."""
-    refuse_amp_arguments_of(type(wrapper), kwargs)
+def compile_error(name: str) -> ConfigError:
+    """The refusal of ``compile=True``, from ``tools/train.py``'s check of
+    the config or from the wrapper at its first step."""
+    return ConfigError(
+        f'compile: {name} cannot run inside a torch.compile-d train_step '
+        '(it edits weights in place and hooks the data preprocessor). Set '
+        'compile=False (--cfg-options compile=False).')
+
+
+def fsdp_error(name: str) -> ConfigError:
+    """The refusal of FSDP, from the config check or the wrapper."""
+    return ConfigError(
+        f'model_wrapper_cfg.type: {name} does not support FSDP (sharded '
+        'gradients need an all-reduced norm). Use MMDistributedDataParallel '
+        '(the default) or a plain OptimWrapper.')
+
 
 def refuse_unsupported_model(wrapper, model) -> None:
-    """FSDP (sharded gradients need an all-reduced norm) and a
-    torch.compile-d train_step (weights edited in place, a hook on the data
-    preprocessor) cannot run a two-pass step."""
+    """FSDP and a torch.compile-d train_step cannot run a two-pass step."""
     name = type(wrapper).__name__
     import torch
     # Traced by torch.compile (is_compiling), or, run eagerly after a graph
@@ -34,16 +45,10 @@ def refuse_unsupported_model(wrapper, model) -> None:
     if torch.compiler.is_compiling() or getattr(
             getattr(model, 'train_step', None), '_torchdynamo_orig_callable',
             None) is not None:
-        raise config_error(
-            'type', f'{name} cannot run inside a torch.compile-d train_step '
-            '(it edits weights in place and hooks the data preprocessor)',
-            'Set compile=False.')
+        raise compile_error(name)
     from torch.distributed.fsdp import FullyShardedDataParallel
     if isinstance(model, FullyShardedDataParallel):
-        raise config_error(
-            'type', f'{name} does not support FSDP (sharded gradients need '
-            'an all-reduced norm)', 'Use model_wrapper_cfg=dict(type='
-            "'MMDistributedDataParallel') or a plain OptimWrapper.")
+        raise fsdp_error(name)
 
 
 def refuse_update_without_context(wrapper) -> None:
@@ -67,7 +72,7 @@ def check_wrapper_arguments(cls, wrapper_cfg: dict) -> None:
     """Everything the wrapper ``cls`` would refuse about its arguments,
     before anything is built: unknown keys, out-of-range values."""
     args = {k: v for k, v in wrapper_cfg.items() if k not in _CONSTRUCTOR_KEYS}
-    refuse_amp_arguments_of(cls, args)
+    refuse_amp_arguments(cls, args)
     check_unknown_arguments(cls, args)
     check_perturbation_arguments(args)
     policy_cls = getattr(cls, 'policy_cls', None)
@@ -76,7 +81,7 @@ def check_wrapper_arguments(cls, wrapper_cfg: dict) -> None:
                       if k in args})
 
 
-def refuse_amp_arguments_of(cls, kwargs: dict) -> None:
+def refuse_amp_arguments(cls, kwargs: dict) -> None:
     """``loss_scale``/``dtype`` on a wrapper class that is not an AMP one."""
     from mmengine.optim import AmpOptimWrapper
     name = cls.__name__

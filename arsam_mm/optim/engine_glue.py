@@ -28,7 +28,7 @@ class EngineGlue:
     def _init_engine(self, optimizer, kwargs: dict, **engine_args) -> None:
         """Before ``OptimWrapper.__init__``: it copies ``rho`` from the
         param groups the engine sets."""
-        refuse_amp_arguments(self, kwargs)
+        refuse_amp_arguments(type(self), kwargs)
         check_unknown_arguments(type(self), kwargs)
         self.engine = SharpnessAwareEngine(
             optimizer, name=type(self).__name__, **engine_args)

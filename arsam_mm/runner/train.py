@@ -1,7 +1,7 @@
 """``tools/train.py``: mmseg/mmpose's training entry point, SAM-aware.
 
 The same interface OpenMMLab users know (``--work-dir``, ``--resume``,
-``--amp``, ``--cfg-options``, ``--launcher``) with three differences:
+``--amp``, ``--cfg-options``, ``--launcher``) with four differences:
 
 * ``--amp`` switches a SAM-family wrapper to its AMP twin (upstream scripts
   accept only ``OptimWrapper`` there);
@@ -30,7 +30,12 @@ from mmengine.registry import OPTIM_WRAPPERS, RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from ..hooks.sam_run_info_hook import run_summary
-from ..optim._checks import ConfigError, check_wrapper_arguments
+from ..optim._checks import (
+    ConfigError,
+    check_wrapper_arguments,
+    compile_error,
+    fsdp_error,
+)
 from .embedded import use_embedded_data, walk_dicts
 
 
@@ -155,14 +160,10 @@ def check_config(cfg: Config) -> None:
         return
     check_wrapper_arguments(cls, wrapper_cfg)
     if cfg.get('compile', False):
-        raise ConfigError(
-            f'compile: {type_name} cannot run inside a torch.compile-d '
-            'train_step. Set compile=False (--cfg-options compile=False).')
+        raise compile_error(type_name)
     model_wrapper = cfg.get('model_wrapper_cfg', None) or {}
     if 'FullyShardedDataParallel' in str(model_wrapper.get('type', '')):
-        raise ConfigError(
-            f'model_wrapper_cfg.type: {type_name} does not support FSDP. Use '
-            "MMDistributedDataParallel (the default).")
+        raise fsdp_error(type_name)
 
 
 def _prepare_cpu_distributed(cfg: Config) -> None:
