@@ -96,10 +96,12 @@ def check_perturbation_arguments(args: dict) -> None:
 
 def accepted_arguments(cls) -> List[str]:
     """Every keyword a wrapper class takes: its ``__init__`` parameters and
-    those of its bases, and the arguments it builds its policy from."""
+    those of its bases, and the arguments of its ``policy_cls``."""
     names = set()
+    policy_cls = getattr(cls, 'policy_cls', None)
+    if policy_cls is not None:
+        names.update(inspect.signature(policy_cls).parameters)
     for klass in cls.__mro__:
-        names.update(getattr(klass, 'policy_argument_names', ()))
         init = klass.__dict__.get('__init__')
         if init is None:
             continue
@@ -115,11 +117,11 @@ def check_unknown_arguments(cls, kwargs: dict, owner: str = 'optim_wrapper'
                             ) -> None:
     """Refuse a keyword ``cls`` does not take (a typo such as
     ``warmup_iter``), naming the closest ones it does take, or saying what
-    replaced an argument of an earlier release (``removed_arguments``)."""
+    replaced an argument of an earlier release (the policy's
+    ``removed_arguments``)."""
     accepted = accepted_arguments(cls)
-    removed = {}
-    for klass in reversed(cls.__mro__):
-        removed.update(getattr(klass, 'removed_arguments', {}))
+    removed = dict(getattr(getattr(cls, 'policy_cls', None),
+                           'removed_arguments', {}))
     for key in kwargs:
         if key in accepted:
             continue

@@ -25,7 +25,6 @@ same step. ``torch.amp.GradScaler`` cannot pass a closure and is refused
 by name; autocast with bfloat16 needs no scaler. Gradient accumulation
 goes inside the closure. Sources and formulas: ``docs/algorithms.md``.
 """
-import inspect
 from contextlib import nullcontext
 from typing import Callable, Optional, Sequence, Union
 
@@ -45,6 +44,7 @@ from .policies import (
     ARSAMPolicy,
     LatePhaseSAMPolicy,
     LookSAMPolicy,
+    build_policy,
 )
 
 __all__ = [
@@ -75,7 +75,13 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
         epoch_length (int, optional): steps per epoch (``warmup_epochs``).
         sync_first_pass (bool): under DDP, all-reduce the first pass of a
             two-pass step too (global SAM).
+        **policy_arguments: the arguments of the class's ``policy_cls``
+            (ARSAM's ``budget``, LookSAM's ``k``, ...).
     """
+
+    #: The policy a subclass builds from ``policy_arguments`` (None: SAM
+    #: every step, or the ``policy`` given).
+    policy_cls = None
 
     def __init__(self,
                  model: nn.Module,
@@ -89,8 +95,17 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
                  exclude: Optional[Union[str, Sequence[str]]] = None,
                  max_steps: Optional[int] = None,
                  epoch_length: Optional[int] = None,
-                 sync_first_pass: bool = False):
+                 sync_first_pass: bool = False,
+                 **policy_arguments):
         name = type(self).__name__
+        check_unknown_arguments(type(self), policy_arguments, owner=name)
+        if policy is not None and policy_arguments:
+            raise TypeError(
+                f'{name}: {sorted(policy_arguments)} configure the policy '
+                f'{name} builds; pass them or a policy, not both.')
+        if policy is None and self.policy_cls is not None:
+            with owned_by(name):
+                policy = build_policy(self.policy_cls, policy_arguments)
         if not isinstance(model, nn.Module):
             raise TypeError(
                 f'{name}: model must be the nn.Module being trained (its '
@@ -232,26 +247,6 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
         self.engine.load_state_dict(own)
 
 
-def _with_policy(policy_cls):
-    """A :class:`SharpnessAwareOptimizer` whose keyword arguments beyond
-    the perturbation's build ``policy_cls``."""
-    names = tuple(inspect.signature(policy_cls).parameters)
-
-    class PolicyOptimizer(SharpnessAwareOptimizer):
-        policy_argument_names = names
-        removed_arguments = getattr(policy_cls, 'removed_arguments', {})
-
-        def __init__(self, model, base_optimizer, **kwargs):
-            policy_kwargs = {k: kwargs.pop(k) for k in names if k in kwargs}
-            check_unknown_arguments(type(self), kwargs,
-                                    owner=type(self).__name__)
-            with owned_by(type(self).__name__):
-                policy = policy_cls(**policy_kwargs)
-            super().__init__(model, base_optimizer, policy, **kwargs)
-
-    return PolicyOptimizer
-
-
 class SAM(SharpnessAwareOptimizer):
     """SAM (Foret et al., ICLR 2021): two passes every step.
 
@@ -260,10 +255,7 @@ class SAM(SharpnessAwareOptimizer):
         >>> optimizer = SAM(model, base, rho=0.05)
     """
 
-    def __init__(self, model, base_optimizer, **kwargs):
-        check_unknown_arguments(type(self), kwargs,
-                                owner=type(self).__name__)
-        super().__init__(model, base_optimizer, AlwaysSAMPolicy(), **kwargs)
+    policy_cls = AlwaysSAMPolicy
 
 
 class ASAM(SAM):
@@ -278,7 +270,7 @@ class ASAM(SAM):
         super().__init__(model, base_optimizer, rho=rho, **kwargs)
 
 
-class ARSAM(_with_policy(ARSAMPolicy)):
+class ARSAM(SharpnessAwareOptimizer):
     """ARSAM (Deng & Pang, arXiv 2510.03763): two passes on a share
     ``budget`` of the steps (0.2: 0.6x SAM's passes), the stored PSF mixed
     into the others. Needs ``max_steps`` for its budget.
@@ -290,8 +282,10 @@ class ARSAM(_with_policy(ARSAMPolicy)):
         >>> optimizer = ARSAM(model, base, rho=0.05, max_steps=10_000)
     """
 
+    policy_cls = ARSAMPolicy
 
-class LookSAM(_with_policy(LookSAMPolicy)):
+
+class LookSAM(SharpnessAwareOptimizer):
     """LookSAM (Liu et al., CVPR 2022): SAM every ``k`` steps, the part of
     ``g_s`` orthogonal to ``g`` reused with weight ``alpha``.
 
@@ -299,8 +293,10 @@ class LookSAM(_with_policy(LookSAMPolicy)):
         >>> optimizer = LookSAM(model, base, rho=0.05, k=5, alpha=0.25)
     """
 
+    policy_cls = LookSAMPolicy
 
-class LatePhaseSAM(_with_policy(LatePhaseSAMPolicy)):
+
+class LatePhaseSAM(SharpnessAwareOptimizer):
     """Late-phase SAM (Zhou et al., ICLR 2025): plain steps of the base
     optimizer, then SAM on the last ``share`` of the ``max_steps`` steps
     (0.2: 0.6x SAM's passes).
@@ -309,3 +305,5 @@ class LatePhaseSAM(_with_policy(LatePhaseSAMPolicy)):
         >>> optimizer = LatePhaseSAM(model, base, rho=0.05, share=0.2,
         ...                          max_steps=10_000)
     """
+
+    policy_cls = LatePhaseSAMPolicy

@@ -1,5 +1,10 @@
 from .arsam import ARSAMPolicy
-from .base import AlwaysSAMPolicy, TwoPassPolicy
+from .base import (
+    AlwaysSAMPolicy,
+    TwoPassPolicy,
+    build_policy,
+    policy_argument_names,
+)
 from .budget import RunLengthUnknownError, SAMBudget
 from .late_phase import LatePhaseSAMPolicy
 from .peers import AESAMPolicy, LookSAMPolicy, PeriodicSAMPolicy, RandomSAMPolicy
@@ -8,5 +13,5 @@ __all__ = [
     'TwoPassPolicy', 'AlwaysSAMPolicy', 'ARSAMPolicy', 'LookSAMPolicy',
     'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy',
     'LatePhaseSAMPolicy', 'SAMBudget',
-    'RunLengthUnknownError'
+    'RunLengthUnknownError', 'build_policy', 'policy_argument_names'
 ]

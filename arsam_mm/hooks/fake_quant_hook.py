@@ -17,7 +17,6 @@ from typing import Optional, Sequence
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS
 from torch import nn
@@ -25,6 +24,7 @@ from torch.autograd import Variable
 
 from arsam._dist import all_reduce_mean_, world_size
 
+from ..optim.engine_glue import unwrap
 from ..quant import QUANT_TYPES, quantize_module
 
 __all__ = ['FakeQuantHook']
@@ -140,8 +140,7 @@ class FakeQuantHook(Hook):
 
     @staticmethod
     def _inner(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
+        return unwrap(runner.model)
 
     def before_run(self, runner) -> None:
         self.layers = self.quantize(self._inner(runner))

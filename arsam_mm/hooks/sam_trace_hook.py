@@ -14,8 +14,9 @@ import os.path as osp
 import time
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+
+from ..optim.engine_glue import unwrap
 
 __all__ = ['SAMTraceHook']
 
@@ -41,8 +42,7 @@ class SAMTraceHook(Hook):
         self._handles = []
 
     def before_train(self, runner) -> None:
-        model = runner.model
-        inner = model.module if is_model_wrapper(model) else model
+        inner = unwrap(runner.model)
 
         def count_forward(module, args):
             if module.training:

@@ -10,6 +10,7 @@ from arsam._checks import (  # noqa: F401
     check_unknown_arguments,
     config_error,
 )
+from arsam.policies import build_policy
 
 __all__ = [
     'config_error', 'check_number', 'accepted_arguments',
@@ -77,8 +78,7 @@ def check_wrapper_arguments(cls, wrapper_cfg: dict) -> None:
     check_perturbation_arguments(args)
     policy_cls = getattr(cls, 'policy_cls', None)
     if policy_cls is not None:
-        policy_cls(**{k: args[k] for k in cls.policy_argument_names
-                      if k in args})
+        build_policy(policy_cls, dict(args))
 
 
 def refuse_amp_arguments(cls, kwargs: dict) -> None:

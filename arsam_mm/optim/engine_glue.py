@@ -18,6 +18,8 @@ __all__ = ['EngineGlue', 'unwrap']
 
 
 def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside mmengine's DDP/FSDP wrappers (the glue's and the
+    hooks' one way to reach it; the plain API takes DDP's ``module``)."""
     return model.module if is_model_wrapper(model) else model
 
 

@@ -28,7 +28,7 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from arsam import _dist
-from arsam.policies import TwoPassPolicy
+from arsam.policies import TwoPassPolicy, build_policy
 
 from ._checks import refuse_update_without_context
 from .accumulation import AccumulationCycle
@@ -53,9 +53,15 @@ class SharpnessAwareMixin(EngineGlue):
             (as in ``model.named_parameters()``) never perturbed.
         sync_first_pass (bool): under DDP, all-reduce the first-pass
             gradient too (global instead of local SAM). Defaults to False.
-        policy (TwoPassPolicy): set by the concrete wrappers.
-        **kwargs: ``OptimWrapper`` arguments (``clip_grad``, ...).
+        policy (TwoPassPolicy, optional): the schedule; by default the
+            class's ``policy_cls`` built from its arguments in ``kwargs``
+            (SAM every iteration when there is none).
+        **kwargs: the ``policy_cls`` arguments, then ``OptimWrapper``'s
+            (``clip_grad``, ...).
     """
+
+    #: The policy a concrete wrapper builds from its arguments.
+    policy_cls = None
 
     def __init__(self,
                  optimizer,
@@ -67,6 +73,8 @@ class SharpnessAwareMixin(EngineGlue):
                  sync_first_pass: bool = False,
                  policy: Optional[TwoPassPolicy] = None,
                  **kwargs):
+        if policy is None and self.policy_cls is not None:
+            policy = build_policy(self.policy_cls, kwargs)
         self._init_engine(
             optimizer, kwargs, policy=policy, rho=rho,
             adaptive=adaptive, eta=eta, eps=eps, exclude=exclude,
