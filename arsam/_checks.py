@@ -1,8 +1,15 @@
 """Build-time checks of optimizer arguments (torch only).
 
-Every bad value is refused when the wrapper is built, with a message that
-names the config key (``optim_wrapper.<key>``) and the fix, instead of a
-bare Python error at the first SAM step.
+Every bad value is refused when the optimizer or wrapper is built, with a
+:class:`ConfigError` that names the setting and the fix, instead of a bare
+Python error at the first SAM step.
+
+One error model: a check raises ``ConfigError(key, problem, fix)`` where it
+fails, without knowing who took the setting; the front end names itself
+once (``owner``). An mmengine config is the default (``optim_wrapper.rho:
+...``); the plain API names its class (``ARSAM.rho: ...``) through
+:func:`front_end` around its constructor and its first step; a hook or a
+data set passes its own name; a top-level config key passes ``''``.
 """
 import difflib
 import inspect
@@ -12,22 +19,50 @@ from contextlib import contextmanager
 from typing import List, Optional
 
 __all__ = [
-    'config_error', 'check_number', 'accepted_arguments',
-    'check_unknown_arguments', 'check_perturbation_arguments', 'owned_by',
-    'USAGE_DOC', 'ConfigError'
+    'check_number', 'accepted_arguments', 'check_unknown_arguments',
+    'check_perturbation_arguments', 'front_end', 'USAGE_DOC', 'ConfigError'
 ]
 
 #: Where every argument's meaning, range and default is documented.
 USAGE_DOC = 'docs/usage.md'
 
+#: The owner of a setting whose front end did not name itself: a key of an
+#: mmengine config's ``optim_wrapper``.
+DEFAULT_OWNER = 'optim_wrapper'
+
 
 class ConfigError(ValueError):
-    """A configuration the optimizer cannot train, named by its key."""
+    """A setting the optimizer cannot train with.
+
+    Args:
+        key (str): the setting, as its owner spells it (``'rho'``).
+        problem (str): what is wrong with its value.
+        fix (str): what to write instead.
+        owner (str, optional): who took the setting (see the module
+            docstring); None until a front end names itself.
+    """
+
+    def __init__(self, key: str, problem: str, fix: str,
+                 owner: Optional[str] = None):
+        super().__init__(key, problem, fix, owner)
+        self.key, self.problem, self.fix, self.owner = key, problem, fix, owner
+
+    def __str__(self) -> str:
+        owner = DEFAULT_OWNER if self.owner is None else self.owner
+        where = f'{owner}.{self.key}' if owner else self.key
+        return f'{where}: {self.problem}. {self.fix}'
 
 
-def config_error(key: str, problem: str, fix: str,
-                 owner: str = 'optim_wrapper') -> ConfigError:
-    return ConfigError(f'{owner}.{key}: {problem}. {fix}')
+@contextmanager
+def front_end(owner: str):
+    """The boundary of a front end: a :class:`ConfigError` raised inside
+    that no one named yet is ``owner``'s (the plain API's class name)."""
+    try:
+        yield
+    except ConfigError as error:
+        if error.owner is None:
+            error.owner = owner
+        raise
 
 
 def check_number(key: str,
@@ -39,25 +74,27 @@ def check_number(key: str,
                  high: Optional[float] = None,
                  open_low: bool = False,
                  open_high: bool = False,
-                 owner: str = 'optim_wrapper') -> None:
+                 where: str = '') -> None:
     """Refuse ``value`` unless it is a (whole) number in the given range.
 
     ``bool`` and numeric strings such as ``'0.05'`` are refused: a config
-    that says ``rho='0.05'`` is a typo, not a radius.
+    that says ``rho='0.05'`` is a typo, not a radius. ``where`` says which
+    of several values of ``key`` it is (``'param group 1'``).
     """
     if value is None and optional:
         return
     kind = 'an integer' if integer else 'a number'
     wanted = numbers.Integral if integer else numbers.Real
+    at = f'{where}: ' if where else ''
     if isinstance(value, bool) or not isinstance(value, wanted):
-        raise config_error(
-            key, f'must be {kind}, got {value!r} ({type(value).__name__})',
-            f'Write it without quotes, e.g. {owner}.{key}='
+        raise ConfigError(
+            key, f'{at}must be {kind}, got {value!r} ({type(value).__name__})',
+            f'Write it without quotes, e.g. {key}='
             f'{"1" if integer else "0.05"}.' if isinstance(value, str) else
-            f'Set it to {kind}.', owner)
+            f'Set it to {kind}.')
     if not math.isfinite(value):
-        raise config_error(key, f'must be a finite number, got {value!r}',
-                           f'Set it to {kind}.', owner)
+        raise ConfigError(key, f'{at}must be a finite number, got {value!r}',
+                          f'Set it to {kind}.')
     bounds = []
     if low is not None:
         bounds.append(f'{">" if open_low else ">="} {low}')
@@ -67,22 +104,9 @@ def check_number(key: str,
     too_high = high is not None and (value >= high
                                      if open_high else value > high)
     if too_low or too_high:
-        raise config_error(key, f'must be {" and ".join(bounds)}, got '
-                           f'{value!r}', f'{USAGE_DOC} gives its meaning and '
-                           'default.', owner)
-
-
-@contextmanager
-def owned_by(owner: str):
-    """Errors raised inside name ``owner`` instead of ``optim_wrapper``
-    (the plain API: ``ARSAM.budget: ...``, not a config key)."""
-    try:
-        yield
-    except ConfigError as error:
-        message = str(error)
-        if not message.startswith('optim_wrapper.'):
-            raise
-        raise ConfigError(owner + message[len('optim_wrapper'):]) from None
+        raise ConfigError(key, f'{at}must be {" and ".join(bounds)}, got '
+                          f'{value!r}', f'{USAGE_DOC} gives its meaning and '
+                          'default.')
 
 
 def check_perturbation_arguments(args: dict) -> None:
@@ -113,8 +137,7 @@ def accepted_arguments(cls) -> List[str]:
     return sorted(names)
 
 
-def check_unknown_arguments(cls, kwargs: dict, owner: str = 'optim_wrapper'
-                            ) -> None:
+def check_unknown_arguments(cls, kwargs: dict) -> None:
     """Refuse a keyword ``cls`` does not take (a typo such as
     ``warmup_iter``), naming the closest ones it does take, or saying what
     replaced an argument of an earlier release (the policy's
@@ -126,11 +149,10 @@ def check_unknown_arguments(cls, kwargs: dict, owner: str = 'optim_wrapper'
         if key in accepted:
             continue
         if key in removed:
-            raise config_error(key, f'{cls.__name__} no longer takes '
-                               f'{key!r}: {removed[key]}', f'See {USAGE_DOC}.',
-                               owner)
+            raise ConfigError(key, f'{cls.__name__} no longer takes '
+                              f'{key!r}: {removed[key]}', f'See {USAGE_DOC}.')
         close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.5)
         hint = (f'Did you mean {" or ".join(close)}?' if close else
                 f'It takes: {", ".join(accepted)}.')
-        raise config_error(key, f'{cls.__name__} takes no argument {key!r}',
-                           hint, owner)
+        raise ConfigError(key, f'{cls.__name__} takes no argument {key!r}',
+                          hint)

@@ -38,7 +38,6 @@ def check_passes_finite(name: str, iteration: int, first_norms: Tensor,
     raise FloatingPointError(
         f'{name}: non-finite {what} in the {which} of training iteration '
         f'{iteration}. The weights are restored and nothing of this '
-        'iteration was stored. Remedies: lower the learning rate '
-        '(optim_wrapper.optimizer.lr) or rho, clip gradients '
-        '(optim_wrapper.clip_grad=dict(max_norm=...)), or train with AMP '
-        "(--amp), whose loss scaler skips such steps.")
+        'iteration was stored. Remedies: lower the learning rate or rho, '
+        'or clip the gradients; an mmengine run can instead train with '
+        "AMP (--amp), whose loss scaler skips such steps.")

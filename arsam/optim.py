@@ -33,10 +33,10 @@ from torch import Tensor, nn
 
 from . import _dist, _log
 from ._checks import (
+    ConfigError,
     check_number,
     check_unknown_arguments,
-    config_error,
-    owned_by,
+    front_end,
 )
 from .engine import SharpnessAwareEngine
 from .policies import (
@@ -98,14 +98,6 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
                  sync_first_pass: bool = False,
                  **policy_arguments):
         name = type(self).__name__
-        check_unknown_arguments(type(self), policy_arguments, owner=name)
-        if policy is not None and policy_arguments:
-            raise TypeError(
-                f'{name}: {sorted(policy_arguments)} configure the policy '
-                f'{name} builds; pass them or a policy, not both.')
-        if policy is None and self.policy_cls is not None:
-            with owned_by(name):
-                policy = build_policy(self.policy_cls, policy_arguments)
         if not isinstance(model, nn.Module):
             raise TypeError(
                 f'{name}: model must be the nn.Module being trained (its '
@@ -118,20 +110,29 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
                 f'{name}: base_optimizer must be an optimizer instance, e.g. '
                 'torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),'
                 f' got {base_optimizer!r}.')
-        check_number('max_steps', max_steps, integer=True, optional=True,
-                     low=1, owner=name)
-        check_number('epoch_length', epoch_length, integer=True,
-                     optional=True, low=1, owner=name)
-        if max_steps is None and getattr(policy, 'needs_run_length', False):
-            raise ValueError(
-                f'{name}: max_steps is required: its two-pass steps are a '
-                'share of the run. Pass the number of step() calls of the '
-                'whole run, e.g. max_steps=epochs * len(loader).')
-        self.base_optimizer = base_optimizer
-        with owned_by(name):
+        if policy is not None and policy_arguments:
+            raise TypeError(
+                f'{name}: {sorted(policy_arguments)} configure the policy '
+                f'{name} builds; pass them or a policy, not both.')
+        with front_end(name):
+            check_unknown_arguments(type(self), policy_arguments)
+            if policy is None and self.policy_cls is not None:
+                policy = build_policy(self.policy_cls, policy_arguments)
+            check_number('max_steps', max_steps, integer=True, optional=True,
+                         low=1)
+            check_number('epoch_length', epoch_length, integer=True,
+                         optional=True, low=1)
+            if max_steps is None and getattr(policy, 'needs_run_length',
+                                             False):
+                raise ConfigError(
+                    'max_steps', 'is required: the two-pass steps are a '
+                    'share of the run',
+                    'Pass the number of step() calls of the whole run, e.g. '
+                    'max_steps=epochs * len(loader).')
             self.engine = SharpnessAwareEngine(
                 base_optimizer, policy, rho=rho, adaptive=adaptive, eta=eta,
                 eps=eps, exclude=exclude, name=name)
+        self.base_optimizer = base_optimizer
         super().__init__(base_optimizer.param_groups, base_optimizer.defaults)
         self._share_base_state()
         self.model = model
@@ -175,7 +176,8 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
             engine.restore_rho()
         inner = getattr(self.model, 'module', self.model)  # DDP
         if not self._started:
-            engine.bind(inner)
+            with front_end(type(self).__name__):  # exclude meets the model
+                engine.bind(inner)
             engine.start_run(self.max_steps, self.epoch_length)
             self._started = True
         if engine.total_iters == self.max_steps:
@@ -264,8 +266,8 @@ class ASAM(SAM):
 
     def __init__(self, model, base_optimizer, rho: float = 0.5, **kwargs):
         if kwargs.get('adaptive') is False:
-            raise config_error('adaptive', 'ASAM is adaptive',
-                               'Use SAM for the plain perturbation.', 'ASAM')
+            raise ConfigError('adaptive', 'ASAM is adaptive',
+                              'Use SAM for the plain perturbation.', 'ASAM')
         kwargs['adaptive'] = True
         super().__init__(model, base_optimizer, rho=rho, **kwargs)
 

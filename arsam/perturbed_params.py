@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _log
-from ._checks import check_number, config_error
+from ._checks import ConfigError, check_number
 from .sam_math import clone_tensors, sam_perturbation
 
 _COMPILED_PREFIX = re.compile(r'(^|\.)_orig_mod\.')
@@ -47,7 +47,7 @@ def compile_patterns(exclude) -> List['re.Pattern']:
     patterns = [exclude] if isinstance(exclude, str) else exclude
     if not isinstance(patterns, (list, tuple)) or not all(
             isinstance(p, str) for p in patterns):
-        raise config_error(
+        raise ConfigError(
             'exclude', f'must be a regex or a list of regexes, got '
             f'{exclude!r}', "E.g. exclude=['bn', r'\\.bias$'].")
     compiled = []
@@ -55,7 +55,7 @@ def compile_patterns(exclude) -> List['re.Pattern']:
         try:
             compiled.append(re.compile(pattern))
         except re.error as error:
-            raise config_error(
+            raise ConfigError(
                 'exclude', f'{pattern!r} is not a valid regex ({error})',
                 'Escape special characters such as [ ( . with a '
                 'backslash.') from None
@@ -70,8 +70,7 @@ def put_rho_in_param_groups(optimizer, rho: float) -> List[float]:
     optimizer.defaults.setdefault('rho', rho)
     for i, group in enumerate(optimizer.param_groups):
         group.setdefault('rho', rho)
-        check_number(f'paramwise_cfg (param group {i}) rho', group['rho'],
-                     low=0)
+        check_number('rho', group['rho'], low=0, where=f'param group {i}')
     return [group['rho'] for group in optimizer.param_groups]
 
 
@@ -135,7 +134,7 @@ class PerturbedParams:
                     "e.g. 'backbone.conv1.weight'); nothing is excluded by "
                     'it.')
         if not perturbed:
-            raise config_error(
+            raise ConfigError(
                 'exclude', 'matches every trainable parameter',
                 'Narrow the regexes so that some parameters are perturbed.')
         self.params, self.perturbed = params, perturbed

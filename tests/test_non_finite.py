@@ -107,7 +107,7 @@ def test_fp32_non_finite_pass_fails_at_that_iteration(seg_batches, call,
         _step(model, wrapper, seg_batches[1])
     message = str(info.value)
     assert which in message and 'iteration 2' in message, message
-    assert 'clip_grad' in message and '--amp' in message
+    assert 'clip the gradients' in message and '--amp' in message
     for name, value in model.named_parameters():  # weights restored
         assert torch.equal(value, before[name]), name
     assert wrapper.policy.statistics.counts == counts

@@ -190,7 +190,7 @@ def test_plain_mistakes_are_refused_in_plain_words(caplog):
         SAM(model, base, rho=float('nan'))
     with pytest.raises(TypeError, match=r'not model\.parameters\(\)'):
         SAM(model.parameters(), base)
-    with pytest.raises(ValueError, match=r'^ARSAM: max_steps is required'):
+    with pytest.raises(ValueError, match=r'^ARSAM\.max_steps: is required'):
         ARSAM(model, base)
     ARSAM(model, base, schedule='paper')  # its cost follows its statistics
 
@@ -205,6 +205,38 @@ def test_plain_mistakes_are_refused_in_plain_words(caplog):
             optimizer.step(closure)
             optimizer.zero_grad()
     assert 'past max_steps=1' in caplog.text
+
+
+def test_plain_errors_name_the_class_exactly():
+    """One error model: the check raises (key, problem, fix) and the plain
+    API names its class once, at construction and at the first step
+    (where exclude meets the model); mmengine's wrappers say
+    optim_wrapper. for the same check (test_wrapper_glue.py)."""
+    model, closure = _toy()
+    base = torch.optim.SGD(model.parameters(), lr=0.1)
+    texts = {
+        'exclude': (lambda: ARSAM(model, base, exclude='.*',
+                                  max_steps=10).step(closure),
+                    'ARSAM.exclude: matches every trainable parameter. '
+                    'Narrow the regexes so that some parameters are '
+                    'perturbed.'),
+        'group rho': (lambda: SAM(model, torch.optim.SGD(
+            [dict(params=list(model.parameters()), rho=-1.0)], lr=0.1)),
+                      'SAM.rho: param group 0: must be >= 0, got -1.0. '
+                      'docs/usage.md gives its meaning and default.'),
+        'max_steps': (lambda: LatePhaseSAM(model, base),
+                      'LatePhaseSAM.max_steps: is required: the two-pass '
+                      'steps are a share of the run. Pass the number of '
+                      'step() calls of the whole run, e.g. '
+                      'max_steps=epochs * len(loader).'),
+        'quoted': (lambda: LookSAM(model, base, alpha='0.25'),
+                   "LookSAM.alpha: must be a number, got '0.25' (str). "
+                   'Write it without quotes, e.g. alpha=0.05.'),
+    }
+    for case, (build, text) in texts.items():
+        with pytest.raises(ValueError) as error:
+            build()
+        assert str(error.value) == text, case
 
 
 def test_exclude_sees_names_without_the_compile_prefix(caplog):

@@ -124,6 +124,20 @@ def test_compile_is_refused_by_the_runner(tmp_path, shapes_root, type_name):
         'preprocessor). Set compile=False (--cfg-options compile=False).')
 
 
+def test_a_wrapper_names_optim_wrapper_for_the_plain_api_s_check():
+    """The check test_plain_api.py pins with the class name, from an
+    mmengine wrapper: the same words under optim_wrapper."""
+    from arsam_mm.optim import SAMOptimWrapper
+    model = build_segmentor()
+    base = torch.optim.SGD([dict(params=list(model.parameters()), rho=-1.0)],
+                           lr=0.1)
+    with pytest.raises(ValueError) as error:
+        SAMOptimWrapper(optimizer=base)
+    assert str(error.value) == (
+        'optim_wrapper.rho: param group 0: must be >= 0, got -1.0. '
+        'docs/usage.md gives its meaning and default.')
+
+
 def test_config_checks_name_the_key():
     multi = Config(dict(optim_wrapper=dict(
         constructor='MultiOptimWrapperConstructor',

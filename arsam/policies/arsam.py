@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .. import _log
-from .._checks import check_number, config_error
+from .._checks import ConfigError, check_number
 from ..sam_math import psf_from_grads_, tensor_norms
 from .base import FiniteCheck, TwoPassPolicy
 from .budget import RunLengthUnknownError, SAMBudget
@@ -101,7 +101,7 @@ class ARSAMPolicy(TwoPassPolicy):
                  stat_tensors: int = 10,
                  seed: int = 0):
         if warmup_iters is not None and warmup_epochs is not None:
-            raise config_error(
+            raise ConfigError(
                 'warmup_epochs', 'ARSAM takes warmup_iters or warmup_epochs, '
                 'not both', 'Remove one of them.')
         check_number('window', window, integer=True, low=1)
@@ -116,21 +116,21 @@ class ARSAMPolicy(TwoPassPolicy):
         check_number('a2', a2)
         check_number('max_p', max_p, low=0, high=1, open_low=True)
         if window * max_p < 1:
-            raise config_error(
+            raise ConfigError(
                 'max_p', f'window * max_p = {window * max_p} allows no SAM '
                 'iteration in a window', 'Raise max_p or window.')
         if schedule == 'relative':
-            raise config_error(
+            raise ConfigError(
                 'schedule', "schedule='relative' was removed: its cost "
                 "followed the run and it kept 0.80 of SAM's gain where "
                 "'budget' kept 0.97 (docs/benchmarks.md)",
                 "Use schedule='budget' (the default) or 'paper'.")
         if schedule not in SCHEDULES:
-            raise config_error(
+            raise ConfigError(
                 'schedule', f'unknown ARSAM schedule {schedule!r}',
                 f'Use one of {SCHEDULES}.')
         if schedule != 'budget' and budget is not None:
-            raise config_error(
+            raise ConfigError(
                 'budget', f"schedule={schedule!r} has no budget (its cost "
                 'follows its statistics)', "Drop budget or use "
                 "schedule='budget'.")
@@ -138,7 +138,7 @@ class ARSAMPolicy(TwoPassPolicy):
                      open_low=True)
         check_number('tail', tail, low=0, high=1, open_high=True)
         if schedule != 'budget' and tail:
-            raise config_error(
+            raise ConfigError(
                 'tail', f"schedule={schedule!r} has no budget to set apart",
                 "Drop tail or use schedule='budget'.")
         check_number('blocks', blocks, integer=True, low=1)

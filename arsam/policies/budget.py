@@ -31,7 +31,7 @@ import math
 from typing import Optional
 
 from .. import _log
-from .._checks import config_error
+from .._checks import ConfigError
 from ..sam_math import passes_vs_sam
 
 __all__ = [
@@ -74,13 +74,13 @@ class SAMBudget:
     def __init__(self, budget: float, window: int, max_p: float,
                  placement: str, a1: float, a2: float, tail: float = 0.0):
         if placement in ('front', 'late'):
-            raise config_error(
+            raise ConfigError(
                 'placement', f'placement={placement!r} was removed (studied '
                 'in docs/benchmarks.md: no better than the others)',
                 "Use 'adaptive' (the default) or 'uniform'; for two-pass "
                 "iterations at the end of the run set tail, e.g. tail=0.5.")
         if placement not in PLACEMENTS:
-            raise config_error(
+            raise ConfigError(
                 'placement', f'unknown budget placement {placement!r}',
                 f'Use one of {PLACEMENTS}.')
         self.budget = budget

@@ -139,13 +139,12 @@ if CLS_DATASETS is not None:
                      noise_type: str = 'symmetric', num_samples=None,
                      data_seed: int = 0, holdout: bool = False,
                      lazy_init: bool = False):
-            from ..optim._checks import check_number
-            owner = 'NoisyLabelDataset'
-            check_number('noise_rate', noise_rate, low=0, high=1,
-                         owner=owner)
-            check_number('num_samples', num_samples, integer=True,
-                         optional=True, low=1, owner=owner)
-            check_number('data_seed', data_seed, integer=True, owner=owner)
+            from arsam._checks import check_number, front_end
+            with front_end('NoisyLabelDataset'):
+                check_number('noise_rate', noise_rate, low=0, high=1)
+                check_number('num_samples', num_samples, integer=True,
+                             optional=True, low=1)
+                check_number('data_seed', data_seed, integer=True)
             if holdout and (num_samples is None or noise_rate > 0):
                 raise ValueError(
                     'NoisyLabelDataset: holdout=True takes the samples a '

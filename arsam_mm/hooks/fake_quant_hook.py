@@ -22,6 +22,7 @@ from mmengine.registry import HOOKS
 from torch import nn
 from torch.autograd import Variable
 
+from arsam._checks import ConfigError
 from arsam._dist import all_reduce_mean_, world_size
 
 from ..optim.engine_glue import unwrap
@@ -36,8 +37,8 @@ OUTPUT_LAYERS = (r'(^|\.)conv_seg$', r'(^|\.)final_layer$',
                  r'(^|\.)mlp_head_[xy]$', r'^head\.fc$')
 
 
-def _bad(key, problem, fix):
-    return ValueError(f'FakeQuantHook.{key}: {problem}. {fix}')
+def _bad(key, problem, fix):  # the hook is its own front end
+    return ConfigError(key, problem, fix, owner='FakeQuantHook')
 
 
 def _check_bits(key, bits, allow_none):

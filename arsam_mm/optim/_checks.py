@@ -8,12 +8,11 @@ from arsam._checks import (  # noqa: F401
     check_number,
     check_perturbation_arguments,
     check_unknown_arguments,
-    config_error,
 )
 from arsam.policies import build_policy
 
 __all__ = [
-    'config_error', 'check_number', 'accepted_arguments',
+    'check_number', 'accepted_arguments',
     'check_unknown_arguments', 'ConfigError', 'check_wrapper_arguments',
     'refuse_amp_arguments', 'compile_error', 'fsdp_error',
     'refuse_unsupported_model', 'refuse_update_without_context'
@@ -24,17 +23,17 @@ def compile_error(name: str) -> ConfigError:
     """The refusal of ``compile=True``, from ``tools/train.py``'s check of
     the config or from the wrapper at its first step."""
     return ConfigError(
-        f'compile: {name} cannot run inside a torch.compile-d train_step '
-        '(it edits weights in place and hooks the data preprocessor). Set '
-        'compile=False (--cfg-options compile=False).')
+        'compile', f'{name} cannot run inside a torch.compile-d train_step '
+        '(it edits weights in place and hooks the data preprocessor)',
+        'Set compile=False (--cfg-options compile=False).', owner='')
 
 
 def fsdp_error(name: str) -> ConfigError:
     """The refusal of FSDP, from the config check or the wrapper."""
     return ConfigError(
-        f'model_wrapper_cfg.type: {name} does not support FSDP (sharded '
-        'gradients need an all-reduced norm). Use MMDistributedDataParallel '
-        '(the default) or a plain OptimWrapper.')
+        'model_wrapper_cfg.type', f'{name} does not support FSDP (sharded '
+        'gradients need an all-reduced norm)', 'Use MMDistributedDataParallel '
+        '(the default) or a plain OptimWrapper.', owner='')
 
 
 def refuse_unsupported_model(wrapper, model) -> None:
@@ -87,7 +86,7 @@ def refuse_amp_arguments(cls, kwargs: dict) -> None:
     name = cls.__name__
     amp_keys = [k for k in ('loss_scale', 'dtype') if k in kwargs]
     if amp_keys and not issubclass(cls, AmpOptimWrapper):
-        raise config_error(
+        raise ConfigError(
             amp_keys[0], f'{name} is not a mixed-precision wrapper, so '
             f'it takes no {" or ".join(amp_keys)} (an AMP config such '
             'as a `-amp-` upstream one sets it)',

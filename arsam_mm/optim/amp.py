@@ -14,7 +14,7 @@ import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from torch import Tensor
 
-from ._checks import config_error
+from ._checks import ConfigError
 from .sam_optim_wrapper import SharpnessAwareMixin
 
 __all__ = ['AmpOnAnyDevice', 'AmpSharpnessAwareMixin', 'grad_scale_of']
@@ -42,14 +42,14 @@ class AmpOnAnyDevice(AmpOptimWrapper):
                  use_fsdp: bool = False,
                  **kwargs):
         if use_fsdp:
-            raise config_error('use_fsdp', 'FSDP is not supported',
+            raise ConfigError('use_fsdp', 'FSDP is not supported',
                                'Remove use_fsdp from optim_wrapper.')
         from mmengine.device import get_device
         if get_device() != 'cpu':
             super().__init__(loss_scale=loss_scale, dtype=dtype, **kwargs)
             return
         if dtype not in (None, 'bfloat16', torch.bfloat16):
-            raise config_error(
+            raise ConfigError(
                 'dtype', f'CPU autocast supports only bfloat16, got {dtype}',
                 "Set optim_wrapper.dtype='bfloat16' or train on a GPU.")
         OptimWrapper.__init__(self, **kwargs)

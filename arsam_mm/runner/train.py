@@ -103,8 +103,8 @@ def switch_to_amp(cfg: Config) -> None:
     amp_name = f'Amp{type_name}'
     if OPTIM_WRAPPERS.get(amp_name) is None:
         raise ConfigError(
-            f'--amp: optim_wrapper.type={type_name!r} has no mixed-precision '
-            f'twin ({amp_name!r} is not registered). Use OptimWrapper, '
+            'type', f'{type_name!r} has no mixed-precision twin for --amp '
+            f'({amp_name!r} is not registered)', 'Use OptimWrapper, '
             'SAMOptimWrapper or ARSAMOptimWrapper, or drop --amp.')
     wrapper_cfg.type = amp_name
     wrapper_cfg.setdefault('loss_scale', 'dynamic')
@@ -132,8 +132,8 @@ def check_wrapper_type(type_name) -> None:
                                       cutoff=0.6)
     hint = (f'Did you mean {" or ".join(close)}?' if close else
             f'Registered: {", ".join(sorted(names))}.')
-    raise ConfigError(f'optim_wrapper.type: {type_name!r} is not a registered '
-                     f'optimizer wrapper. {hint}')
+    raise ConfigError('type', f'{type_name!r} is not a registered optimizer '
+                      'wrapper', hint)
 
 
 def check_config(cfg: Config) -> None:
@@ -150,10 +150,10 @@ def check_config(cfg: Config) -> None:
         ]
         if nested:
             raise ConfigError(
-                f'optim_wrapper.{nested[0]}.type: SAM-family wrappers cannot '
-                'be used inside an OptimWrapperDict (several optimizers): '
-                'their second pass needs the whole model. Use one '
-                'optimizer with paramwise_cfg instead.')
+                f'{nested[0]}.type', 'SAM-family wrappers cannot be used '
+                'inside an OptimWrapperDict (several optimizers): their '
+                'second pass needs the whole model',
+                'Use one optimizer with paramwise_cfg instead.')
         return
     cls = _sam_family_class(type_name)
     if cls is None:
