@@ -98,6 +98,8 @@ def smoke_cfg(path, work_dir, iters=2):
         # One SAM, then a reuse step (the budget: 0.5 of 2 iterations).
         cfg.optim_wrapper.warmup_iters = 1
         cfg.optim_wrapper.budget = 0.5
+    if 'LatePhase' in cfg.optim_wrapper.type:
+        cfg.optim_wrapper.share = 0.5  # plain, then one SAM iteration
     return cfg
 
 
@@ -111,7 +113,8 @@ def test_config_trains_two_iterations(path, tmp_path):
     runner.train()
     wrapper = runner.optim_wrapper
     if hasattr(wrapper, 'sam_iters'):
-        # SAM: both; ARSAM (budget 0.5 of 2) and LookSAM (k=5): the first.
+        # SAM: both; ARSAM (budget 0.5 of 2) and LookSAM (k=5): the first;
+        # late-phase SAM (share 0.5 of 2): the second.
         expected = 2 if type(wrapper).__name__ == 'SAMOptimWrapper' else 1
         assert wrapper.sam_iters == expected
     moved = [not torch.equal(a, b)

@@ -1,5 +1,7 @@
-# The embedded demo: mmseg's FCN (ResNet-18-D8, random init) trained with
-# ARSAM on the generated shapes set, on CPU in a few minutes.
+# A one-config ARSAM run: mmseg's FCN (ResNet-18-D8, random init) on the
+# generated shapes set, on CPU in about a minute. The end-to-end check of
+# the tests and of tools/gpu_step_times.sh; the demo that compares SGD,
+# SAM and ARSAM is bash tools/run_demo.sh.
 _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py',
     'mmseg::_base_/default_runtime.py',
