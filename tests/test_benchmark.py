@@ -20,7 +20,7 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
         osp.join(ROOT, 'configs', 'demo', 'fcn_r18_shapes_arsam.py'),
         '--iters', '6', '--seeds', '0', '--methods', 'sgd', 'sam', 'arsam',
         'a2=arsam', 'looksam', 'msam', 'periodic_eq', '--embedded-data',
-        '--test', '--out', str(out), '--cfg-options',
+        '--test', '--out', str(out), '--jobs', '2', '--cfg-options',
         'train_dataloader.batch_size=2', 'arsam:optim_wrapper.window=2',
         'arsam:optim_wrapper.warmup_iters=2', 'arsam:optim_wrapper.budget=0.5',
         'a2:optim_wrapper.budget=0.34', 'looksam:optim_wrapper.k=3',
@@ -40,7 +40,8 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     assert (out / 'a2_seed0.json').exists()
     assert rows['msam']['forwards'] == 6  # SGD's cost
     # Equal budget: periodic SAM at ARSAM's rate, a fractional period, so
-    # exactly as many SAM iterations as ARSAM took.
+    # exactly as many SAM iterations as ARSAM took (with --jobs 2 it waits
+    # for ARSAM's run).
     assert rows['periodic_eq']['forwards'] == arsam['forwards']
     assert results['metric'] == 'mIoU'
     # --test: the table reports the test set, read after training; val kept.
@@ -51,7 +52,8 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     assert rows['sam']['metric_mean'] == results['runs'][1]['test_metrics'][
         'mIoU']
     for name in ('sam_rate.png', 'metric_vs_time.png', 'grad_psf_norms.png',
-                 'metric_vs_passes.png', 'arsam_schedule.png'):
+                 'metric_vs_passes.png', 'arsam_schedule.png',
+                 'metric_and_cost.png'):
         assert (out / name).stat().st_size > 1000
     # tools/pareto.py: one point per (method, run); passes per iteration.
     table = subprocess.run([

@@ -3,13 +3,15 @@
     python tools/benchmark.py CONFIG [--methods sgd sam arsam looksam aesam
         rst periodic msam late rst_eq periodic_eq]
         [--seeds 0 1 2] [--iters N | --epochs N] [--embedded-data]
-        [--device cpu|cuda] [--data-root DIR] [--out DIR]
+        [--device cpu|cuda] [--data-root DIR] [--out DIR] [--jobs N]
         [--cfg-options k=v ...]
 
 Every (method, seed) trains the same config in its own process (so peak
 memory is its own) with only the optimizer wrapper type changed and the
-same seed across methods. Passes are counted by instrumentation
-(``SAMTraceHook``), not derived from the schedule. Prints one table and
+same seed across methods; ``--jobs N`` runs N of them at a time (each
+with ``cpu_count // N`` threads unless ``OMP_NUM_THREADS`` is set).
+Passes are counted by instrumentation (``SAMTraceHook``), not derived
+from the schedule. Prints one table and
 writes ``results.json`` (the table and each run's totals; the
 per-iteration records stay in ``LABEL_seedN.json``) plus PNG plots to
 ``--out``:
@@ -21,7 +23,9 @@ per-iteration records stay in ``LABEL_seedN.json``) plus PNG plots to
   training;
 * ``metric_vs_time.png``: final metric against training wall time;
 * ``metric_vs_passes.png``: final metric against forward/backward passes
-  (the cost axis every method is judged on).
+  (the cost axis every method is judged on);
+* ``metric_and_cost.png``: the metric of each method beside its passes and
+  wall time as multiples of the first method's (the demo's figure).
 
 ``rst_eq`` and ``periodic_eq`` are the equal-budget controls: RST with
 ``p`` and periodic SAM with the fractional period ``k = 1 / p``, where
@@ -45,6 +49,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import time
 
 METHODS = dict(sgd='OptimWrapper', sam='SAMOptimWrapper',
                arsam='ARSAMOptimWrapper', looksam='LookSAMOptimWrapper',
@@ -117,6 +122,8 @@ def parse_args():
                         'run, or methods added to a finished one)')
     parser.add_argument('--summarize-only', action='store_true',
                         help='rebuild table and plots from the JSONs in --out')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs at a time (one process each)')
     parser.add_argument('--run-one', nargs=2, metavar=('METHOD', 'SEED'),
                         help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -352,6 +359,31 @@ def plot(args, by_method, rows, metric):
             fig.tight_layout()
             fig.savefig(osp.join(args.out, 'arsam_schedule.png'), dpi=100)
 
+    # One figure for the reader in a hurry: what each method reached, and
+    # what it cost (passes and wall time, as multiples of SGD's).
+    names = list(rows)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    left.bar(names, [rows[m]['metric_mean'] for m in names],
+             yerr=[rows[m]['metric_std'] for m in names], capsize=3,
+             color='tab:blue')
+    low = min(rows[m]['metric_mean'] for m in names)
+    high = max(rows[m]['metric_mean'] for m in names)
+    left.set_ylim(low - max(2.0, high - low), high + max(1.0, high - low) / 2)
+    left.set_ylabel(metric)
+    base = rows[names[0]]
+    width = 0.4
+    for offset, (label, cost) in zip((-width / 2, width / 2), (
+            ('passes', lambda r: r['forwards'] + r['backwards']),
+            ('wall time', lambda r: r['train_time']))):
+        right.bar([k + offset for k in range(len(names))],
+                  [cost(rows[m]) / cost(base) for m in names], width,
+                  label=label)
+    right.set_xticks(range(len(names)), names)
+    right.set_ylabel(f'cost (x {names[0]})')
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(osp.join(args.out, 'metric_and_cost.png'), dpi=100)
+
     cost_axes = [
         ('forward + backward passes', 'metric_vs_passes.png',
          lambda row: row['forwards'] + row['backwards']),
@@ -370,6 +402,26 @@ def plot(args, by_method, rows, metric):
         fig.savefig(osp.join(args.out, name), dpi=100)
 
 
+def _wait_below(running, limit):
+    """Wait until fewer than ``limit`` of ``running`` (process, method,
+    seed) are left; a failed run stops the benchmark, as with one job at a
+    time."""
+    while len(running) >= limit:
+        for entry in list(running):
+            proc, method, seed = entry
+            if proc.poll() is None:
+                continue
+            running.remove(entry)
+            if proc.returncode != 0:
+                for other, _, _ in running:
+                    other.terminate()
+                raise SystemExit(f'[benchmark] {method} seed {seed} failed '
+                                 f'(exit {proc.returncode}); its log is '
+                                 'above.')
+        if len(running) >= limit:
+            time.sleep(0.5)
+
+
 def main():
     args = parse_args()
     if args.run_one:
@@ -383,20 +435,34 @@ def main():
                 or labels.index('arsam') > labels.index(label_of(method))):
             raise SystemExit(f'--methods: {method} takes its budget from '
                              'ARSAM\'s measured rate: list arsam before it.')
-    results = []
-    for seed in args.seeds:  # seeds outer: methods interleave in time
-        for method in args.methods:
+    if args.jobs < 1:
+        raise SystemExit(f'--jobs {args.jobs}: give 1 or more.')
+    env = dict(os.environ)
+    if args.jobs > 1:
+        env.setdefault('OMP_NUM_THREADS',
+                       str(max(1, (os.cpu_count() or 1) // args.jobs)))
+    # Seeds outer, so methods interleave in time; the equal-budget
+    # controls wait for ARSAM's runs, whose rates they take.
+    order = [(m, s) for s in args.seeds for m in args.methods]
+    waves = [[(m, s) for m, s in order if not base_method(m).endswith('_eq')],
+             [(m, s) for m, s in order if base_method(m).endswith('_eq')]]
+    for wave in waves:
+        running = []
+        for method, seed in wave:
             path = osp.join(args.out, f'{label_of(method)}_seed{seed}.json')
             if args.summarize_only or (args.skip_done and osp.exists(path)):
-                with open(path) as f:
-                    results.append(json.load(f))
                 continue
+            _wait_below(running, args.jobs)
             cmd = [sys.executable, __file__, *sys.argv[1:], '--run-one',
                    method, str(seed)]
             print(f'[benchmark] {method} seed {seed}', flush=True)
-            subprocess.run(cmd, check=True)
-            with open(path) as f:
-                results.append(json.load(f))
+            running.append((subprocess.Popen(cmd, env=env), method, seed))
+        _wait_below(running, 1)
+    results = []
+    for method, seed in order:
+        with open(osp.join(args.out,
+                           f'{label_of(method)}_seed{seed}.json')) as f:
+            results.append(json.load(f))
     summarize(args, results)
 
 
