@@ -15,15 +15,16 @@ wrappers of ``arsam_mm``, any other loop):
 * finiteness: a non-finite pass stops the run with a message naming the
   iteration (``skip_non_finite=False``), or is skipped with nothing of it
   stored (AMP's loss scaler skips the step);
-* MSAM's pass at ``w - rho v/||v||`` (Becker et al. 2024), restored before
-  the step;
 * the counters and the state dict.
+
+MSAM's one-pass step (``momentum_sam.py``) and SAQ's recording of
+``dL/dQ(w)`` (``saq.py``) are units of their own that drivers call with
+:attr:`perturbed`; the engine only drops SAQ's recording after a step.
 
 It never runs a forward itself: the driver passes ``second_pass``, a
 callable that runs the forward/backward at the moved weights and returns
 the loss. It imports torch and the policies, never mmengine.
 """
-from contextlib import contextmanager
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -41,10 +42,10 @@ from .perturbed_params import (
 )
 from .policies import AlwaysSAMPolicy, TwoPassPolicy
 from .sam_math import tensor_norms
+from .saq import drop_quantized_grads
 
 __all__ = ['SharpnessAwareEngine']
 
-_MOMENTUM_KEYS = ('momentum_buffer', 'exp_avg')  # SGD, Adam/AdamW
 
 
 class SharpnessAwareEngine:
@@ -146,11 +147,6 @@ class SharpnessAwareEngine:
         the first backward, in :meth:`update`)."""
         return self.policy.take_two_passes(epoch)
 
-    def record_saq_grads(self, on: bool) -> None:
-        """SAQ layers keep ``dL/dQ(w)`` of the first pass (perturb='
-        quantized', ``arsam_mm/quant``)."""
-        self.perturbed.set_on_saq_layers('record_quantized_weight_grad', on)
-
     def update(self, loss: Tensor, second_pass: Callable[[], Tensor], *,
                two_pass: Optional[bool], grad_scale: Optional[Tensor] = None,
                local_first_pass: bool = False
@@ -182,7 +178,7 @@ class SharpnessAwareEngine:
         else:
             _, grads, index = self.perturbed.with_grads()
             self.policy.on_one_pass_step(grads, grad_scale, index)
-        self.perturbed.set_on_saq_layers('quantized_weight_grad', None)
+        drop_quantized_grads(self.perturbed)
         return two_pass, sharpness
 
     def count_iteration(self, two_pass_iterations: int = 0) -> None:
@@ -251,29 +247,6 @@ class SharpnessAwareEngine:
             first_grads, sam_grads, grad_scale, index,
             None if local_first_pass else norms, check)
         return (sam_loss - loss).detach() if finite else None
-
-    # -------------------------------------------------------------- MSAM
-    def move_against_momentum(self) -> None:
-        """MSAM: ``w -= rho v/||v||`` with ``v`` the base optimizer's
-        momentum (none before its first step: the pass runs at ``w``);
-        :meth:`restore` before the step."""
-        states = (self.optimizer.state.get(p, {})
-                  for p in self.perturbed.perturbed)
-        momenta = [next((s[k] for k in _MOMENTUM_KEYS if k in s), None)
-                   for s in states]
-        if any(m is not None for m in momenta):
-            self.perturbed.move_along(self.optimizer, momenta, sign=-1.0,
-                                      eps=self.eps)
-
-    def restore(self) -> None:
-        """Put back what :meth:`move_against_momentum` moved."""
-        self.perturbed.restore()
-
-    @contextmanager
-    def restored_on_error(self):
-        """Restore ``w`` if the block (a forward at moved weights) raises."""
-        with self.perturbed.restored_on_error():
-            yield
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:

@@ -46,6 +46,7 @@ from .policies import (
     LookSAMPolicy,
     build_policy,
 )
+from .saq import record_quantized_grads
 
 __all__ = [
     'SharpnessAwareOptimizer', 'SAM', 'ASAM', 'ARSAM', 'LookSAM',
@@ -191,13 +192,13 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
         local = bool(two_pass and not self.sync_first_pass
                      and hasattr(self.model, 'no_sync')
                      and _dist.world_size() > 1)
-        engine.record_saq_grads(two_pass is not False)
+        record_quantized_grads(engine.perturbed, two_pass is not False)
         try:
             with torch.enable_grad(), (self.model.no_sync() if local else
                                        nullcontext()):
                 loss = closure()
         finally:
-            engine.record_saq_grads(False)
+            record_quantized_grads(engine.perturbed, False)
         if not isinstance(loss, Tensor):
             raise TypeError(
                 f'{type(self).__name__}.step: the closure must return the '

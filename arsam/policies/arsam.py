@@ -14,12 +14,11 @@ the edge cases defined here and the studies behind each default are in
   iterations, warm-up included, takes two passes (``budget.py``); the
   statistics decide where, never how many. ``'paper'``: the authors' rule,
   ``target *= 1 + a1*dr + a2*dv`` once per window, whose cost follows its
-  statistics.
+  statistics. Each is an object of ``arsam_schedules.py``; this policy
+  holds the warm-up, the random stream, the statistics and the reuse.
 * Edge cases: the first window after the warm-up takes ``floor(target)``
   SAM iterations; the default warm-up is one window.
 """
-import math
-import warnings
 from typing import Dict, List, Optional
 
 import torch
@@ -28,6 +27,7 @@ from torch import Tensor
 from .. import _log
 from .._checks import ConfigError, check_number
 from ..sam_math import psf_from_grads_, tensor_norms
+from .arsam_schedules import BudgetSchedule, PaperSchedule
 from .base import FiniteCheck, TwoPassPolicy
 from .budget import RunLengthUnknownError, SAMBudget
 from .psf_reuse import PSFReuse
@@ -57,9 +57,9 @@ class ARSAMPolicy(TwoPassPolicy):
         warmup_epochs (int, optional): epochs that are all SAM (needs the
             epoch length). At most one of the two may be set.
         beta (float): PSF mixing decay; reuse weights beta, beta^2, ...
-            (the authors': 0.7; 0.99, nearly no decay between two SAM
-            iterations, kept SAM's gain in every label-noise setting we
-            tried, see docs/benchmarks.md).
+            (the authors': 0.7; 0.99 decays little between two SAM
+            iterations: docs/benchmarks.md gives the settings it serves
+            and those it does not).
         max_reuse (int): one-pass iterations that mix the stored PSF (the
             authors': 6).
         a1 (float): gain on the relative change of ``||psf||/||g||``.
@@ -149,8 +149,6 @@ class ARSAMPolicy(TwoPassPolicy):
             warmup_iters = window
         self.warmup_iters = warmup_iters
         self.warmup_epochs = warmup_epochs
-        self.a1, self.a2 = a1, a2
-        self.max_target = window * max_p
         self.schedule = schedule
         self.budget = None
         self.needs_run_length = schedule == 'budget'
@@ -158,19 +156,26 @@ class ARSAMPolicy(TwoPassPolicy):
             self.budget = SAMBudget(
                 DEFAULT_BUDGET if budget is None else budget, window, max_p,
                 placement, a1, a2, tail)
+            self.schedule_rule = BudgetSchedule(self.budget, window)
+        else:
+            self.schedule_rule = PaperSchedule(window, a1, a2, window * max_p)
         self.statistics = PSFStatistics(window, blocks, stat_tensors,
                                         full_histories_only=schedule != 'paper')
         self.reuse = PSFReuse(beta, max_reuse)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.iteration = 0
-        #: SAM iterations this window aims at: the quota under 'budget',
-        #: the authors' (fractional) rate under 'paper'.
-        self.window_target = 1.0
-        self.window_pos = 0
-        self.windows_started = 0
-        self.quota_left = 0
         self._changes = dict(arsam_dr=0.0, arsam_dv=0.0)
+
+    @property
+    def window_target(self) -> float:
+        """SAM iterations this window aims at: the quota under 'budget',
+        the authors' (fractional) rate under 'paper'."""
+        return self.schedule_rule.windows.target
+
+    @window_target.setter
+    def window_target(self, value: float) -> None:
+        self.schedule_rule.windows.target = value
 
     def bind(self, num_params: int) -> None:
         super().bind(num_params)
@@ -212,51 +217,11 @@ class ARSAMPolicy(TwoPassPolicy):
         # One draw per iteration, warm-up included, so the stream of
         # decisions depends only on the seed and the iteration count.
         draw = float(torch.rand((), generator=self.generator))
-        if self.budget is not None:
-            return self._take_within_budget(draw)
-        in_warmup = self._in_warmup()
+        self.schedule_rule.check_ready()
+        iteration, in_warmup = self.iteration, self._in_warmup()
         self.iteration += 1
-        if in_warmup:
-            return True
-        if self.window_pos == 0:
-            if self.windows_started > 0:
-                self._update_target()
-            self.windows_started += 1
-            self.quota_left = int(math.floor(self.window_target))
-        return self._draw_in_window(draw)
-
-    def _take_within_budget(self, draw: float) -> bool:
-        budget = self.budget
-        budget.require_run_length()
-        iteration = self.iteration
-        in_warmup = self._in_warmup()
-        self.iteration += 1
-        if budget.left <= 0:
-            take = False
-        elif in_warmup or budget.must_take(iteration):
-            take = True
-        else:
-            if self.window_pos == 0:
-                d_r, d_v = (self._schedule_changes()
-                            if self.windows_started > 0 else (0.0, 0.0))
-                self.windows_started += 1
-                self.quota_left = budget.window_quota(iteration, d_r, d_v)
-                self.window_target = float(self.quota_left)
-            take = self._draw_in_window(draw)
-        budget.taken += int(take)
-        return take
-
-    def _draw_in_window(self, draw: float) -> bool:
-        """The vSAM draw: take this iteration if the window's quota is not
-        used up and ``draw >= 1 - target/K``, or if the iterations left in
-        the window are no more than the quota left."""
-        left_in_window = self.window - self.window_pos
-        self.window_pos = (self.window_pos + 1) % self.window
-        take = self.quota_left > 0 and (
-            draw >= 1.0 - self.window_target / self.window
-            or left_in_window <= self.quota_left)
-        self.quota_left -= int(take)
-        return take
+        return self.schedule_rule.take(iteration, in_warmup, draw,
+                                       self._schedule_changes)
 
     def _schedule_changes(self):
         """``(dr, dv)`` of the statistics (one host sync, once per
@@ -264,18 +229,6 @@ class ARSAMPolicy(TwoPassPolicy):
         d_r, d_v = self.statistics.changes()
         self._changes = dict(arsam_dr=d_r, arsam_dv=d_v)
         return d_r, d_v
-
-    def _update_target(self) -> None:
-        d_r, d_v = self._schedule_changes()
-        step = self.a1 * d_r + self.a2 * d_v
-        target = self.window_target * (1.0 + step)
-        if not math.isfinite(target):
-            # Should a statistic be inf/NaN, keep the target (no NaN draws).
-            warnings.warn(f'ARSAM: non-finite schedule statistics (dr={d_r}, '
-                          f'dv={d_v}); the target stays at '
-                          f'{self.window_target}.')
-            return
-        self.window_target = min(max(target, 1.0), self.max_target)
 
     # ------------------------------------------------ sam / reuse steps
     def keep_first_grads(self, grads, index):
@@ -321,10 +274,7 @@ class ARSAMPolicy(TwoPassPolicy):
     def state_dict(self) -> dict:
         return dict(
             iteration=self.iteration,
-            window_target=self.window_target,
-            window_pos=self.window_pos,
-            windows_started=self.windows_started,
-            quota_left=self.quota_left,
+            **self.schedule_rule.windows.state_dict(),
             budget=None if self.budget is None else self.budget.state_dict(),
             changes=dict(self._changes),
             generator=self.generator.get_state(),
@@ -332,11 +282,8 @@ class ARSAMPolicy(TwoPassPolicy):
             **self.statistics.state_dict())
 
     def load_state_dict(self, state: dict, device=None) -> None:
-        for key in ('iteration', 'window_pos', 'windows_started',
-                    'quota_left'):
-            setattr(self, key, state[key])
-        # 0.1 checkpoints call the window target 'rate'.
-        self.window_target = state.get('window_target', state.get('rate'))
+        self.iteration = state['iteration']
+        self.schedule_rule.windows.load_state_dict(state)
         self.reuse.load_state_dict(state, device)
         if self.budget is not None and state.get('budget') is not None:
             self.budget.load_state_dict(state['budget'])

@@ -126,6 +126,10 @@ class SAMBudget:
     def left(self) -> int:
         return self.total - self.taken
 
+    def record(self, took: bool) -> None:
+        """One more iteration decided: ``took`` two passes or not."""
+        self.taken += int(took)
+
     def must_take(self, iteration: int) -> bool:
         """In the tail, or the iterations left are no more than the budget
         left."""

@@ -4,8 +4,9 @@ Becker, Altrock, Risse, "Momentum-SAM: Sharpness Aware Minimization without
 Computational Overhead", arXiv 2401.12033 (authors' code:
 MarlonBecker/MSAM). One forward/backward per iteration, taken at
 ``w - rho * v / ||v||`` where ``v`` is the base optimizer's momentum
-(SGD's ``momentum_buffer``, Adam's ``exp_avg``); the gradient there drives
-the ordinary step from ``w``. ``docs/algorithms.md``, "Peers".
+(SGD's ``momentum_buffer``, Adam's ``exp_avg``; ``arsam/momentum_sam.py``);
+the gradient there drives the ordinary step from ``w``.
+``docs/algorithms.md``, "Peers".
 
 The perturbation must be in place before the forward, so it is applied in
 ``optim_context`` (which ``BaseModel.train_step`` enters before the data
@@ -20,6 +21,8 @@ from contextlib import contextmanager
 from typing import Optional, Sequence, Union
 
 from torch import Tensor, nn
+
+from arsam.momentum_sam import move_against_momentum
 
 from .engine_glue import EngineGlue
 
@@ -51,9 +54,9 @@ class MomentumSAMMixin(EngineGlue):
     @contextmanager
     def optim_context(self, model: nn.Module):
         self._bind(model)
-        self.engine.move_against_momentum()
-        with self.engine.restored_on_error(), \
-                super().optim_context(model):
+        perturbed = self.engine.perturbed
+        move_against_momentum(perturbed, self.optimizer, self.engine.eps)
+        with perturbed.restored_on_error(), super().optim_context(model):
             yield
 
     def update_params(self,
@@ -62,7 +65,7 @@ class MomentumSAMMixin(EngineGlue):
                       zero_kwargs: Optional[dict] = None) -> None:
         loss = self.scale_loss(loss)
         self.backward(loss)
-        self.engine.restore()  # the step starts from w
+        self.engine.perturbed.restore()  # the step starts from w
         if self.should_update():
             self.step(**(step_kwargs or {}))
             self.zero_grad(**(zero_kwargs or {}))

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from arsam import _dist
 from arsam.policies import TwoPassPolicy, build_policy
+from arsam.saq import record_quantized_grads
 
 from ._checks import refuse_update_without_context
 from .accumulation import AccumulationCycle
@@ -136,7 +137,7 @@ class SharpnessAwareMixin(EngineGlue):
             and hasattr(model, 'no_sync') and _dist.world_size() > 1)
         handle = self._inner.data_preprocessor.register_forward_hook(
             lambda module, inputs, output: self.cycle.record_batch(output))
-        self.engine.record_saq_grads(True)
+        record_quantized_grads(self.engine.perturbed, True)
         try:
             no_sync = model.no_sync() if self._local_first_pass else (
                 nullcontext())
@@ -144,7 +145,7 @@ class SharpnessAwareMixin(EngineGlue):
                 yield
         finally:
             handle.remove()
-            self.engine.record_saq_grads(False)
+            record_quantized_grads(self.engine.perturbed, False)
 
     def _forward_context(self):  # autocast in the AMP twin
         return nullcontext()
