@@ -8,10 +8,11 @@ The Conv2d/Linear layers become :class:`~arsam_mm.quant.QuantConv2d` /
 optimizer and DDP built before the hooks ran still hold them). Their LSQ
 step sizes join the optimizer as one extra param group without weight
 decay (and every LR scheduler), are all-reduced under DDP, and are never
-perturbed by the SAM-family wrappers.
+perturbed by the SAM-family wrappers. The hook orders the jobs; each is a
+unit of ``arsam_mm/quant``: the swap (``swap.py``), the step sizes' param
+group and DDP average (``training.py``), the layers (``modules.py``).
 """
 import logging
-import re
 from typing import Optional, Sequence
 
 import torch
@@ -20,21 +21,18 @@ from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS
 from torch import nn
-from torch.autograd import Variable
 
 from arsam._checks import ConfigError
-from arsam._dist import all_reduce_mean_, world_size
 
 from ..optim.engine_glue import unwrap
-from ..quant import QUANT_TYPES, quantize_module
+from ..quant import QUANT_TYPES
+from ..quant.swap import OUTPUT_LAYERS, quantize_model, quantized_layers
+from ..quant.training import StepGradAverager, steps_in_own_group
 
 __all__ = ['FakeQuantHook']
 
 _TYPES = {cls.__name__: cls for cls in QUANT_TYPES}
 MIN_STEP = 1e-8  # step sizes are kept at or above this after every update
-# The output layers of the OpenMMLab heads (mmseg, mmpose, mmpretrain).
-OUTPUT_LAYERS = (r'(^|\.)conv_seg$', r'(^|\.)final_layer$',
-                 r'(^|\.)mlp_head_[xy]$', r'^head\.fc$')
 
 
 def _bad(key, problem, fix):  # the hook is its own front end
@@ -100,44 +98,28 @@ class FakeQuantHook(Hook):
                        f'Choose from {sorted(_TYPES)}.')
         self.w_bits, self.a_bits = w_bits, a_bits
         self.types = tuple(_TYPES[t] for t in types)
-        self.skip = [re.compile(p) for p in skip]
+        self.skip = tuple(skip)
         self.first_last_bits = first_last_bits
-        self.output_layers = [re.compile(p) for p in output_layers]
+        self.output_layers = tuple(output_layers)
         self.perturb = perturb
         self.layers, self.steps = [], []
-        self._synced = False  # DDP gradient hooks registered on the steps
-        self._sync_queued = False  # an average is queued for this backward
+        self._averager = None  # the DDP average of the steps' gradients
         self._steps_loaded = False  # a checkpoint brought trained steps
 
     # ----------------------------------------------------------- swapping
     def quantize(self, model: nn.Module) -> list:
         """Quantize ``model`` in place (idempotent); returns its layers."""
-        layers = [m for m in model.modules() if hasattr(m, 'weight_step')]
+        layers = quantized_layers(model)
         if not layers:
-            self._swap(model)
-            layers = [m for m in model.modules() if hasattr(m, 'weight_step')]
+            if not quantize_model(model, self.types, self.skip, self.w_bits,
+                                  self.a_bits, self.first_last_bits,
+                                  self.output_layers):
+                raise _bad('types', 'no layer of the model matches',
+                           'Check types and skip.')
+            layers = quantized_layers(model)
         for layer in layers:  # not in checkpoints: set on every call
             layer.perturb_quantized = self.perturb == 'quantized'
         return layers
-
-    def _swap(self, model: nn.Module) -> None:
-        layers = [(name, m) for name, m in model.named_modules()
-                  if type(m) in self.types
-                  and not any(r.search(name) for r in self.skip)]
-        if not layers:
-            raise _bad('types', 'no layer of the model matches',
-                       'Check types and skip.')
-        outputs = {n for n, _ in layers
-                   if any(r.search(n) for r in self.output_layers)}
-        ends = {layers[0][0]} | (outputs or {layers[-1][0]})
-        for name, module in layers:
-            bits = (self.w_bits, self.a_bits)
-            if name in ends:
-                if self.first_last_bits is None:
-                    continue
-                bits = (self.first_last_bits, self.first_last_bits
-                        if self.a_bits is not None else None)
-            quantize_module(module, *bits)
 
     @staticmethod
     def _inner(runner):
@@ -147,54 +129,14 @@ class FakeQuantHook(Hook):
         self.layers = self.quantize(self._inner(runner))
         self.steps = [p for m in self.layers
                       for p in (m.weight_step, m.act_step)]
-        self._sync_step_grads()
+        if self._averager is None:
+            self._averager = StepGradAverager(self.steps)
         optim_wrapper = getattr(runner, 'optim_wrapper', None)
-        if isinstance(optim_wrapper, OptimWrapper):  # else val/test only
-            self._own_param_group(runner, optim_wrapper.optimizer)
-
-    def _sync_step_grads(self) -> None:
-        """DDP was built before the steps existed: its reducer does not
-        know them, so their gradients are averaged here, in one flattened
-        all-reduce per backward. The first step-size gradient of a backward
-        queues it to run when the backward ends (as DDP's reducer does)."""
-        if self._synced or world_size() == 1:
-            return
-
-        def average_step_grads():
-            self._sync_queued = False
-            trained = [step for step in self.steps if step.requires_grad]
-            for step in trained:  # every rank reduces the same layout
-                if step.grad is None:
-                    step.grad = torch.zeros_like(step)
-            all_reduce_mean_([step.grad for step in trained])
-
-        def queue_average(param):
-            if not self._sync_queued:
-                self._sync_queued = True
-                Variable._execution_engine.queue_callback(average_step_grads)
-
-        for step in self.steps:
-            step.register_post_accumulate_grad_hook(queue_average)
-        self._synced = True
-
-    def _own_param_group(self, runner, optimizer) -> None:
-        """The steps in one param group without weight decay (moved out of
-        the groups an optimizer built after quantization put them in)."""
-        ids = {id(p) for p in self.steps}
-        for group in optimizer.param_groups:
-            if group['params'] and all(id(p) in ids for p in group['params']):
-                return  # already there (a second run, or a resume)
-        for group in optimizer.param_groups:
-            group['params'] = [p for p in group['params'] if id(p) not in ids]
-        optimizer.add_param_group(dict(params=self.steps, weight_decay=0.0))
-        group = optimizer.param_groups[-1]
-        for scheduler in self._schedulers(runner):
-            key = scheduler.param_name
-            group.setdefault(f'initial_{key}', group[key])
-            scheduler.base_values.append(group[f'initial_{key}'])
-        print_log(f'FakeQuantHook: {len(self.layers)} layers quantized '
-                  f'(W{self.w_bits}A{self.a_bits}), {len(self.steps)} step '
-                  'sizes in a new param group', logger='current')
+        if isinstance(optim_wrapper, OptimWrapper) and steps_in_own_group(
+                optim_wrapper.optimizer, self.steps, self._schedulers(runner)):
+            print_log(f'FakeQuantHook: {len(self.layers)} layers quantized '
+                      f'(W{self.w_bits}A{self.a_bits}), {len(self.steps)} '
+                      'step sizes in a new param group', logger='current')
 
     def before_train(self, runner) -> None:
         # Steps set by an evaluation before training (runner.val() before
