@@ -282,6 +282,7 @@ class ARSAMPolicy(TwoPassPolicy):
             **self.statistics.state_dict())
 
     def load_state_dict(self, state: dict, device=None) -> None:
+        state = _from_release_0_1(state)
         self.iteration = state['iteration']
         self.schedule_rule.windows.load_state_dict(state)
         self.reuse.load_state_dict(state, device)
@@ -290,3 +291,17 @@ class ARSAMPolicy(TwoPassPolicy):
         self.statistics.load_state_dict(state, device)
         self._changes = dict(state.get('changes', self._changes))
         self.generator.set_state(state['generator'])
+
+
+def _from_release_0_1(state: dict) -> dict:
+    """An ARSAM state of release 0.1 in today's keys (the one place that
+    knows them; tests/test_resume.py resumes a 0.1 checkpoint exactly):
+    the window target was 'rate', the stored PSF 'psf', unscaled."""
+    if 'window_target' in state:
+        return state
+    state = dict(state)
+    state['window_target'] = state.pop('rate')
+    state['scaled_psf'] = state.pop('psf')
+    state.setdefault('psf_scale', 1.0)
+    return state
+

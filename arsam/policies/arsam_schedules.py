@@ -62,8 +62,7 @@ class WindowDraw:
                     quota_left=self.quota_left)
 
     def load_state_dict(self, state: dict) -> None:
-        # 0.1 checkpoints call the window target 'rate'.
-        self.target = state.get('window_target', state.get('rate'))
+        self.target = state['window_target']
         self.pos = state['window_pos']
         self.started = state['windows_started']
         self.quota_left = state['quota_left']

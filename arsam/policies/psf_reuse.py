@@ -118,12 +118,9 @@ class PSFReuse:
                     reuse_count=self.reuse_count, coef=self.coef)
 
     def load_state_dict(self, state: dict, device=None) -> None:
-        # 0.1 checkpoints call the store 'psf'; before psf_scale existed
-        # it held the PSF itself (scale 1).
-        stored = state['scaled_psf'] if 'scaled_psf' in state else state[
-            'psf']
+        stored = state['scaled_psf']
         self.scaled_psf = None if stored is None else [
             to_device(t, device) for t in stored]
-        self.psf_scale = to_device(state.get('psf_scale', 1.0), device)
+        self.psf_scale = to_device(state['psf_scale'], device)
         self.reuse_count = state['reuse_count']
         self.coef = state['coef']
