@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from typing import List, Optional
 
 __all__ = [
-    'check_number', 'accepted_arguments', 'check_unknown_arguments',
+    'check_number', 'policy_argument_names', 'accepted_arguments',
+    'check_unknown_arguments',
     'check_perturbation_arguments', 'front_end', 'USAGE_DOC', 'ConfigError'
 ]
 
@@ -118,13 +119,19 @@ def check_perturbation_arguments(args: dict) -> None:
             check_number(key, args[key], low=0, open_low=key == 'rho')
 
 
+def policy_argument_names(policy_cls) -> tuple:
+    """The constructor arguments of ``policy_cls``: a wrapper or optimizer
+    whose ``policy_cls`` it is takes them next to its own."""
+    return tuple(inspect.signature(policy_cls).parameters)
+
+
 def accepted_arguments(cls) -> List[str]:
     """Every keyword a wrapper class takes: its ``__init__`` parameters and
     those of its bases, and the arguments of its ``policy_cls``."""
     names = set()
     policy_cls = getattr(cls, 'policy_cls', None)
     if policy_cls is not None:
-        names.update(inspect.signature(policy_cls).parameters)
+        names.update(policy_argument_names(policy_cls))
     for klass in cls.__mro__:
         init = klass.__dict__.get('__init__')
         if init is None:

@@ -2,6 +2,7 @@
 import copy
 import math
 import os.path as osp
+import re
 import subprocess
 import sys
 import types
@@ -68,6 +69,13 @@ def test_per_channel_steps_and_integer_round_trip():
 def test_bad_hook_settings_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=f'FakeQuantHook.{key}'):
         FakeQuantHook(**kwargs)
+
+
+@pytest.mark.parametrize('key', ['skip', 'output_layers'])
+def test_a_bad_layer_regex_is_refused_when_the_hook_is_built(key):
+    """Before any model is touched (the swap gets compiled patterns)."""
+    with pytest.raises(re.error):
+        FakeQuantHook(**{key: ['backbone.(']})
 
 
 def test_quantize_keeps_parameter_objects():

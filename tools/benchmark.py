@@ -360,7 +360,8 @@ def plot(args, by_method, rows, metric):
             fig.savefig(osp.join(args.out, 'arsam_schedule.png'), dpi=100)
 
     # One figure for the reader in a hurry: what each method reached, and
-    # what it cost (passes and wall time, as multiples of SGD's).
+    # what it cost (passes and wall time, as multiples of the first
+    # method's: SGD's in the demo).
     names = list(rows)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
     left.bar(names, [rows[m]['metric_mean'] for m in names],

@@ -40,10 +40,11 @@ parameters; ``index`` lists the positions present when some parameters
 got no gradient this step (``None`` when all did). Under AMP they carry
 the loss scale ``grad_scale`` (a 0-dim tensor; None in fp32).
 """
-import inspect
 from typing import Callable, Dict, List, Optional
 
 from torch import Tensor
+
+from .._checks import policy_argument_names
 
 __all__ = ['TwoPassPolicy', 'AlwaysSAMPolicy', 'FiniteCheck']
 
@@ -117,16 +118,9 @@ class AlwaysSAMPolicy(TwoPassPolicy):
         return True
 
 
-def policy_argument_names(policy_cls) -> tuple:
-    """The constructor arguments of ``policy_cls``: a wrapper or optimizer
-    whose ``policy_cls`` it is takes them next to its own."""
-    return tuple(inspect.signature(policy_cls).parameters)
-
-
 def build_policy(policy_cls, kwargs: dict):
     """Build ``policy_cls`` from its arguments in ``kwargs``, which are
     taken out of it (the rest belongs to the optimizer or wrapper)."""
     return policy_cls(**{name: kwargs.pop(name)
                          for name in policy_argument_names(policy_cls)
                          if name in kwargs})
-

@@ -13,6 +13,7 @@ unit of ``arsam_mm/quant``: the swap (``swap.py``), the step sizes' param
 group and DDP average (``training.py``), the layers (``modules.py``).
 """
 import logging
+import re
 from typing import Optional, Sequence
 
 import torch
@@ -98,9 +99,9 @@ class FakeQuantHook(Hook):
                        f'Choose from {sorted(_TYPES)}.')
         self.w_bits, self.a_bits = w_bits, a_bits
         self.types = tuple(_TYPES[t] for t in types)
-        self.skip = tuple(skip)
+        self.skip = [re.compile(p) for p in skip]
         self.first_last_bits = first_last_bits
-        self.output_layers = tuple(output_layers)
+        self.output_layers = [re.compile(p) for p in output_layers]
         self.perturb = perturb
         self.layers, self.steps = [], []
         self._averager = None  # the DDP average of the steps' gradients

@@ -19,21 +19,20 @@ def quantized_layers(model: nn.Module) -> List[nn.Module]:
     return [m for m in model.modules() if hasattr(m, 'weight_step')]
 
 
-def quantize_model(model: nn.Module, types: tuple, skip: Sequence[str],
-                   w_bits: int, a_bits: Optional[int],
-                   first_last_bits: Optional[int],
-                   output_layers: Sequence[str]) -> bool:
-    """Swap the layers of ``types`` not matched by ``skip`` (regexes over
-    module names); the first layer and the output layers get
-    ``first_last_bits`` (None: left in full precision). Returns False when
-    no layer matched."""
-    skip = [re.compile(p) for p in skip]
-    outputs_re = [re.compile(p) for p in output_layers]
+def quantize_model(model: nn.Module, types: tuple,
+                   skip: Sequence['re.Pattern'], w_bits: int,
+                   a_bits: Optional[int], first_last_bits: Optional[int],
+                   output_layers: Sequence['re.Pattern']) -> bool:
+    """Swap the layers of ``types`` whose names no pattern of ``skip``
+    matches; the first layer and the layers ``output_layers`` match (the
+    last layer when none does) get ``first_last_bits`` (None: left in full
+    precision). Returns False when no layer matched."""
     layers = [(name, m) for name, m in model.named_modules()
               if type(m) in types and not any(r.search(name) for r in skip)]
     if not layers:
         return False
-    outputs = {n for n, _ in layers if any(r.search(n) for r in outputs_re)}
+    outputs = {n for n, _ in layers
+               if any(r.search(n) for r in output_layers)}
     ends = {layers[0][0]} | (outputs or {layers[-1][0]})
     for name, module in layers:
         bits = (w_bits, a_bits)
