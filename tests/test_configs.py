@@ -1,6 +1,7 @@
 """Every shipped config: loads, changes only the optimizer wrapper relative
-to its base, builds from the upstream registry and trains 2 iterations
-with its SAM-family wrapper on the embedded data."""
+to its base, builds from the upstream registry, trains 2 iterations
+with its SAM-family wrapper on the embedded data and validates with its
+own evaluator (on a few val images)."""
 import glob
 import os.path as osp
 import re
@@ -83,6 +84,9 @@ def test_only_the_optimizer_wrapper_changes(path):
             assert ow.get(key) == base_ow.get(key), key
 
 
+VAL_IMAGES = 4
+
+
 def smoke_cfg(path, work_dir, iters=2):
     cfg = Config.fromfile(path)
     use_embedded_data(cfg, root=str(work_dir.parent / 'embedded'),
@@ -93,6 +97,9 @@ def smoke_cfg(path, work_dir, iters=2):
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
                                         interval=10**6, save_last=False)
     cfg.log_level = 'WARNING'
+    # mmengine validates after the last iteration: on a few images, so the
+    # config's val pipeline and evaluator still run end to end.
+    cfg.val_dataloader.dataset.indices = VAL_IMAGES
     cfg.optim_wrapper.setdefault('type', 'OptimWrapper')
     if 'ARSAM' in cfg.optim_wrapper.type:
         # One SAM, then a reuse step (the budget: 0.5 of 2 iterations).
@@ -120,6 +127,11 @@ def test_config_trains_two_iterations(path, tmp_path):
     moved = [not torch.equal(a, b)
              for a, b in zip(before, runner.model.parameters())]
     assert sum(moved) > 0.5 * len(moved)
+    # The config's evaluator scored the val images after training.
+    assert len(runner.val_dataloader.dataset) == VAL_IMAGES
+    scores = [k for k in runner.message_hub.log_scalars
+              if k.startswith('val/') and not k.endswith('time')]
+    assert scores, 'no val metric was logged'
 
 
 def _mmpose_config(name):
