@@ -16,8 +16,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank, world_size, port, root, out_dir, wrapper_cfg, iters,
-            custom_hooks=()):
+def _worker(rank, world_size, port, root, out_dir, runs):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
                       RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world_size))
@@ -25,32 +24,41 @@ def _worker(rank, world_size, port, root, out_dir, wrapper_cfg, iters,
     import torch.distributed as dist
     dist.init_process_group('gloo', rank=rank, world_size=world_size)
     from conftest import build_segmentor, make_runner
-    runner = make_runner(
-        out_dir, build_segmentor(seed=rank), root, wrapper_cfg, iters,
-        launcher='pytorch', experiment_name='ddp',
-        custom_hooks=list(custom_hooks),
-        cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel',
-                                        device_ids=None)))
-    runner.train()
-    wrapper = runner.optim_wrapper
-    # Parameters only: BN running stats are per-rank (DDP broadcasts rank
-    # 0's buffers before each forward, as with any optimizer).
-    torch.save(dict(state=dict(runner.model.module.named_parameters()),
-                    sam_iters=wrapper.sam_iters,
-                    window_target=getattr(wrapper.policy, 'window_target',
-                                          None),
-                    scaled_psf=getattr(getattr(wrapper.policy, 'reuse', None),
-                                       'scaled_psf', None)),
-               os.path.join(out_dir, f'rank{rank}.pth'))
+    # One process group, one fresh Runner (and model) per run.
+    for index, (wrapper_cfg, iters, custom_hooks) in enumerate(runs):
+        work_dir = os.path.join(out_dir, f'run{index}')
+        runner = make_runner(
+            work_dir, build_segmentor(seed=rank), root, wrapper_cfg, iters,
+            launcher='pytorch', experiment_name=f'ddp{index}',
+            custom_hooks=list(custom_hooks),
+            cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel',
+                                            device_ids=None)))
+        runner.train()
+        wrapper = runner.optim_wrapper
+        # Parameters only: BN running stats are per-rank (DDP broadcasts
+        # rank 0's buffers before each forward, as with any optimizer).
+        policy = wrapper.policy
+        torch.save(dict(state=dict(runner.model.module.named_parameters()),
+                        sam_iters=wrapper.sam_iters,
+                        window_target=getattr(policy, 'window_target', None),
+                        scaled_psf=getattr(getattr(policy, 'reuse', None),
+                                           'scaled_psf', None)),
+                   os.path.join(work_dir, f'rank{rank}.pth'))
     dist.destroy_process_group()
 
 
-def _run(tmp_path, root, wrapper_cfg, iters, custom_hooks=()):
-    mp.spawn(_worker, args=(2, _free_port(), root, str(tmp_path),
-                            wrapper_cfg, iters, custom_hooks),
+def _run_all(tmp_path, root, runs):
+    """Train each ``(wrapper_cfg, iters, custom_hooks)`` of ``runs`` on two
+    gloo ranks (one spawn for all); per run, both ranks' results."""
+    mp.spawn(_worker, args=(2, _free_port(), root, str(tmp_path), runs),
              nprocs=2, join=True)
-    return [torch.load(tmp_path / f'rank{r}.pth', weights_only=False)
-            for r in range(2)]
+    return [[torch.load(tmp_path / f'run{i}' / f'rank{r}.pth',
+                        weights_only=False) for r in range(2)]
+            for i in range(len(runs))]
+
+
+def _run(tmp_path, root, wrapper_cfg, iters, custom_hooks=()):
+    return _run_all(tmp_path, root, [(wrapper_cfg, iters, custom_hooks)])[0]
 
 
 def _assert_identical(rank0, rank1):
@@ -73,33 +81,39 @@ def test_arsam_ranks_stay_identical(tmp_path, shapes_root):
     _assert_identical(rank0, rank1)
 
 
-@pytest.mark.parametrize('wrapper', [
+_PEERS = [
     dict(type='LookSAMOptimWrapper', k=3),
     # AE-SAM decides after an all-reduced pass; its zero-started EMAs take
     # SAM at first, a high early threshold (lambda2) brings ERM steps in.
     dict(type='AESAMOptimWrapper', lambda2=3.0),
     dict(type='LatePhaseSAMOptimWrapper', share=0.5),  # SAM from iter 4
-])
-def test_peer_ranks_stay_identical(tmp_path, shapes_root, wrapper):
-    wrapper_cfg = dict(wrapper, rho=0.05,
-                       optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
-    rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 7)
-    assert 1 <= rank0['sam_iters'] < 7
-    _assert_identical(rank0, rank1)
+]
 
 
-@pytest.mark.parametrize('wrapper', [
-    dict(type='ARSAMOptimWrapper', window=2, warmup_iters=1),
-    dict(type='AESAMOptimWrapper', lambda2=3.0),  # decided after pass 1
-], ids=lambda w: w['type'])
-def test_accumulation_keeps_ranks_identical(tmp_path, shapes_root, wrapper):
+def test_peer_ranks_stay_identical(tmp_path, shapes_root):
+    # The three peers run one after another in one pair of processes.
+    runs = [(dict(wrapper, rho=0.05,
+                  optimizer=dict(type='SGD', lr=0.05, momentum=0.9)), 7, ())
+            for wrapper in _PEERS]
+    for wrapper, (rank0, rank1) in zip(
+            _PEERS, _run_all(tmp_path, shapes_root, runs)):
+        assert 1 <= rank0['sam_iters'] < 7, wrapper['type']
+        _assert_identical(rank0, rank1)
+
+
+def test_accumulation_keeps_ranks_identical(tmp_path, shapes_root):
     # Two micro-batches per step: the first runs without all-reduce, the
-    # second pass's micro-batches likewise but the last.
-    wrapper_cfg = dict(wrapper, rho=0.05, accumulative_counts=2,
-                       optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
-    rank0, rank1 = _run(tmp_path, shapes_root, wrapper_cfg, 10)
-    assert 2 <= rank0['sam_iters'] < 10
-    _assert_identical(rank0, rank1)
+    # second pass's micro-batches likewise but the last. ARSAM, and AE-SAM
+    # (which decides after pass 1), in one pair of processes.
+    wrappers = [dict(type='ARSAMOptimWrapper', window=2, warmup_iters=1),
+                dict(type='AESAMOptimWrapper', lambda2=3.0)]
+    runs = [(dict(wrapper, rho=0.05, accumulative_counts=2,
+                  optimizer=dict(type='SGD', lr=0.05, momentum=0.9)), 10, ())
+            for wrapper in wrappers]
+    for wrapper, (rank0, rank1) in zip(
+            wrappers, _run_all(tmp_path, shapes_root, runs)):
+        assert 2 <= rank0['sam_iters'] < 10, wrapper['type']
+        _assert_identical(rank0, rank1)
 
 
 def test_quantized_arsam_ranks_stay_identical(tmp_path, shapes_root):

@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 
 from arsam_mm.runner.embedded import use_embedded_data
 
-# Learning runs of 120 to 300 iterations.
+# Learning runs of 80 to 300 iterations.
 pytestmark = pytest.mark.slow
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -56,27 +56,28 @@ def test_segmentation_learns(tmp_path):
 def test_pose_learns(tmp_path):
     # SimCC (mmpose's coordinate-classification head) on ResNet-18; the
     # heatmap heads need a few hundred iterations to leave their plateau.
-    options = dict(_iter_loop(120), **{
+    # 80 iterations: AP 0.40 here (120: 0.48).
+    options = dict(_iter_loop(80), **{
         'model.backbone.depth': 18,
         'model.head.in_channels': 512,
         'optim_wrapper.optimizer.lr': 2e-3,
         'param_scheduler': [dict(type='ConstantLR', factor=1.0, begin=0,
-                                 end=120, by_epoch=False)],
+                                 end=80, by_epoch=False)],
     })
     before, after = _train(tmp_path, 'pose/simcc_res50_coco-256x192_arsam.py',
                            'coco/AP', options, batch_size=16)
     assert before < 0.05 and after > before + 0.25
 
 
-def _classification_learns(tmp_path, config):
-    options = dict(_iter_loop(300), **{
-        # A quarter-width ResNet-18 so that 300 steps fit the test budget;
+def _classification_learns(tmp_path, config, iters):
+    options = dict(_iter_loop(iters), **{
+        # A quarter-width ResNet-18 so that these steps fit the test budget;
         # the recipe's SGD needs epochs, Adam shows learning in minutes.
         'model.backbone.base_channels': 16,
         'model.head.in_channels': 128,
         'optim_wrapper.optimizer': dict(_delete_=True, type='Adam', lr=1e-3),
         'param_scheduler': [dict(type='ConstantLR', factor=1.0, begin=0,
-                                 end=300, by_epoch=False)],
+                                 end=iters, by_epoch=False)],
     })
     before, after = _train(tmp_path, config, 'accuracy/top1', options,
                            batch_size=32)
@@ -85,11 +86,14 @@ def _classification_learns(tmp_path, config):
 
 
 def test_classification_learns(tmp_path):
-    _classification_learns(tmp_path, 'classification/resnet18_cifar10_arsam.py')
+    # 150 iterations: 71% here (300: 99%), well above the bar.
+    _classification_learns(tmp_path,
+                           'classification/resnet18_cifar10_arsam.py', 150)
 
 
 def test_quantized_classification_learns(tmp_path):
     """W4A4 LSQ (FakeQuantHook) with ARSAM: val() scores the fake-quantized
-    model before and after (float 97% in the same run length, W4A4 63%)."""
+    model before and after. 300 iterations: 74% here (150: 58%, too close
+    to the bar; the float model is at 99% after 300)."""
     _classification_learns(tmp_path,
-                           'quantized/resnet18_cifar10_w4a4_arsam.py')
+                           'quantized/resnet18_cifar10_w4a4_arsam.py', 300)
