@@ -114,10 +114,15 @@ def seg_batches(shapes_root):
 
 def _runner_cfg(tmp_path, model, data_root, optim_wrapper, max_iters,
                 experiment_name, **kwargs) -> dict:
+    train = shapes_loader_cfg(data_root)
+    # The batches and their order of DefaultSampler(shuffle=False), without
+    # the 2 s pause mmengine's iter-based loop takes each time it restarts
+    # a finite loader (24 images are 6 iterations).
+    train['sampler'] = dict(type='InfiniteSampler', shuffle=False)
     cfg = dict(
         model=model,
         work_dir=str(tmp_path),
-        train_dataloader=shapes_loader_cfg(data_root),
+        train_dataloader=train,
         optim_wrapper=optim_wrapper,
         train_cfg=dict(by_epoch=False, max_iters=max_iters, val_interval=10**6),
         default_scope='mmseg',

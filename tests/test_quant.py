@@ -359,6 +359,7 @@ def test_export_tool_builds_from_the_config_training_saved(tmp_path):
     work = tmp_path / 'work'
     main([config, '--embedded-data', '--work-dir', str(work),
           '--cfg-options', 'train_cfg.max_iters=1', 'train_cfg.val_interval=1',
+          'val_dataloader.dataset.indices=4',  # 4 val images are enough
           'default_hooks.checkpoint.interval=1'])
     out = tmp_path / 'new' / 'folder' / 'int.pth'
     tool = osp.join(root, 'tools', 'export_quantized.py')
