@@ -2,6 +2,8 @@
 to its base, builds from the upstream registry, trains 2 iterations
 with its SAM-family wrapper on the embedded data and validates with its
 own evaluator (on a few val images)."""
+import copy
+import functools
 import glob
 import os.path as osp
 import re
@@ -28,6 +30,17 @@ SAM_FAMILY = ('SAMOptimWrapper', 'ARSAMOptimWrapper', 'LookSAMOptimWrapper',
               'LatePhaseSAMOptimWrapper')
 
 
+@functools.lru_cache(maxsize=None)
+def _parsed(path):
+    return Config.fromfile(path)
+
+
+def load_config(path):
+    """``Config.fromfile(path)``, parsed once per session (the tests below
+    read each config up to four times); a copy the caller may change."""
+    return copy.deepcopy(_parsed(path))
+
+
 def _base_of(path):
     text = open(path).read()
     match = re.search(r"^_base_ = '([^']+)'", text, re.M)
@@ -39,9 +52,9 @@ def _load_base(ref, path):
         scope, rel = ref.split('::')
         import importlib
         pkg = importlib.import_module(scope)
-        return Config.fromfile(
+        return load_config(
             osp.join(osp.dirname(pkg.__file__), '.mim', 'configs', rel))
-    return Config.fromfile(osp.join(osp.dirname(path), ref))
+    return load_config(osp.join(osp.dirname(path), ref))
 
 
 def _unscoped(node):
@@ -59,7 +72,7 @@ def _short(path):
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_short)
 def test_only_the_optimizer_wrapper_changes(path):
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     ref = _base_of(path)
     if ref is None or path.endswith(('_sgd.py', '_adam.py', '_plain.py')):
         # A recipe or demo config: its own source of truth.
@@ -88,7 +101,7 @@ VAL_IMAGES = 4
 
 
 def smoke_cfg(path, work_dir, iters=2):
-    cfg = Config.fromfile(path)
+    cfg = load_config(path)
     use_embedded_data(cfg, root=str(work_dir.parent / 'embedded'),
                       batch_size=2)
     cfg.work_dir = str(work_dir)
@@ -193,7 +206,7 @@ def test_train_py_checks_accept_every_shipped_config():
     is not mistaken for a wrapper argument."""
     from arsam_mm.runner import check_config, switch_to_amp
     for path in CONFIGS:
-        cfg = Config.fromfile(path)
+        cfg = load_config(path)
         check_config(cfg)
         if 'SAM' in str(cfg.optim_wrapper.get('type')):
             switch_to_amp(cfg)

@@ -78,7 +78,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank, port, root, out_dir, wrapper_cfg, iters, flexible):
+def _ddp_worker(rank, port, root, out_dir, wrapper_cfg, iters):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
                       RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2')
     torch.set_num_threads(1)
@@ -86,20 +86,25 @@ def _ddp_worker(rank, port, root, out_dir, wrapper_cfg, iters, flexible):
     dist.init_process_group('gloo', rank=rank, world_size=2)
     ddp = dict(type='MMDistributedDataParallel', device_ids=None,
                broadcast_buffers=False)
-    if flexible:
-        runner = make_flexible_runner(
-            out_dir, build_segmentor(), root, wrapper_cfg, iters,
-            strategy=dict(type='DDPStrategy', model_wrapper=ddp),
-            launcher='pytorch', experiment_name='flex_ddp')
-    else:
-        runner = make_runner(out_dir, build_segmentor(), root, wrapper_cfg,
-                             iters, launcher='pytorch', experiment_name='ddp',
-                             cfg=dict(model_wrapper_cfg=ddp))
-    runner.train()
-    if rank == 0:
-        torch.save(dict(state=dict(runner.model.module.named_parameters()),
-                        decisions=_decisions(runner)),
-                   os.path.join(out_dir, f'flexible{int(flexible)}.pth'))
+    # The Runner, then the FlexibleRunner, in one process group.
+    for flexible in (False, True):
+        work_dir = os.path.join(out_dir, f'flexible{int(flexible)}')
+        if flexible:
+            runner = make_flexible_runner(
+                work_dir, build_segmentor(), root, wrapper_cfg, iters,
+                strategy=dict(type='DDPStrategy', model_wrapper=ddp),
+                launcher='pytorch', experiment_name='flex_ddp')
+        else:
+            runner = make_runner(work_dir, build_segmentor(), root,
+                                 wrapper_cfg, iters, launcher='pytorch',
+                                 experiment_name='ddp',
+                                 cfg=dict(model_wrapper_cfg=ddp))
+        runner.train()
+        if rank == 0:
+            torch.save(
+                dict(state=dict(runner.model.module.named_parameters()),
+                     decisions=_decisions(runner)),
+                os.path.join(out_dir, f'flexible{int(flexible)}.pth'))
     # Neither rank tears gloo down while the other still uses it (a rank
     # that left early once took its peer down with SIGABRT in CI).
     dist.barrier()
@@ -113,10 +118,9 @@ def _ddp_worker(rank, port, root, out_dir, wrapper_cfg, iters, flexible):
          budget=0.5, optimizer=_SGD),
 ])
 def test_ddp_strategy_matches_the_runner(tmp_path, shapes_root, wrapper_cfg):
-    for flexible in (False, True):
-        mp.spawn(_ddp_worker, args=(_free_port(), shapes_root, str(tmp_path),
-                                    wrapper_cfg, 6, flexible),
-                 nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(_free_port(), shapes_root, str(tmp_path),
+                                wrapper_cfg, 6),
+             nprocs=2, join=True)
     runner, flexible = (torch.load(tmp_path / f'flexible{i}.pth',
                                    weights_only=False) for i in (0, 1))
     assert runner['decisions'] == flexible['decisions']
