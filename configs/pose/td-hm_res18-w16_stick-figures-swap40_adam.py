@@ -1,9 +1,9 @@
-# Issue 22's pose family: mmpose's top-down heatmap estimator (ResNet-18 at
-# a quarter of the width, random init, HeatmapHead, Adam as upstream) on
+# The pose label-noise setting: mmpose's top-down heatmap estimator (ResNet-18
+# at a quarter of the width, random init, HeatmapHead, Adam as upstream) on
 # generated stick figures, 40% of the training figures with their left and
-# right keypoints swapped (the lever: label noise); clean val and test
-# splits (200 figures each), CocoMetric AP. Choices on val, test read once.
-# ~5 CPU minutes per Adam run.
+# right keypoints swapped (the lever: label noise); clean val and test splits
+# (200 figures each), CocoMetric AP. Choices on val, test read once. ~5 CPU
+# minutes per Adam run.
 _base_ = 'mmpose::body_2d_keypoint/topdown_heatmap/coco/' \
     'td-hm_res50_8xb64-210e_coco-256x192.py'
 custom_imports = dict(imports=['arsam_mm'], allow_failed_imports=False)

@@ -1,4 +1,4 @@
-# Issue 22's segmentation family: mmseg's FCN (ResNet-18-D8 at a quarter of
+# A segmentation label-noise setting: mmseg's FCN (ResNet-18-D8 at a quarter of
 # the width, random init) on Fashion-MNIST garment scenes whose training
 # objects carry 40% class flips; SGD. Choices on val, test read once.
 _base_ = [
