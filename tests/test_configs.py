@@ -100,9 +100,9 @@ def test_only_the_optimizer_wrapper_changes(path):
 VAL_IMAGES = 4
 
 
-def smoke_cfg(path, work_dir, iters=2):
+def smoke_cfg(path, work_dir, iters=2, data_root=None):
     cfg = load_config(path)
-    use_embedded_data(cfg, root=str(work_dir.parent / 'embedded'),
+    use_embedded_data(cfg, root=data_root or str(work_dir.parent / 'embedded'),
                       batch_size=2)
     cfg.work_dir = str(work_dir)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters,
@@ -123,11 +123,18 @@ def smoke_cfg(path, work_dir, iters=2):
     return cfg
 
 
+@pytest.fixture(scope='module')
+def embedded_root(tmp_path_factory):
+    """One embedded data folder for every config run, as a user's
+    ``data/arsam_embedded`` serves every config (one set per task)."""
+    return str(tmp_path_factory.mktemp('embedded'))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     'path', [p for p in CONFIGS if 'demo' not in p], ids=_short)
-def test_config_trains_two_iterations(path, tmp_path):
-    cfg = smoke_cfg(path, tmp_path / 'work')
+def test_config_trains_two_iterations(path, tmp_path, embedded_root):
+    cfg = smoke_cfg(path, tmp_path / 'work', data_root=embedded_root)
     runner = Runner.from_cfg(cfg)
     before = [p.detach().clone() for p in runner.model.parameters()]
     runner.train()
