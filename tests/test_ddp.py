@@ -90,30 +90,32 @@ _PEERS = [
 ]
 
 
-def test_peer_ranks_stay_identical(tmp_path, shapes_root):
-    # The three peers run one after another in one pair of processes.
-    runs = [(dict(wrapper, rho=0.05,
-                  optimizer=dict(type='SGD', lr=0.05, momentum=0.9)), 7, ())
-            for wrapper in _PEERS]
-    for wrapper, (rank0, rank1) in zip(
-            _PEERS, _run_all(tmp_path, shapes_root, runs)):
-        assert 1 <= rank0['sam_iters'] < 7, wrapper['type']
+def _each_keeps_ranks_identical(tmp_path, root, wrappers, iters, min_sam,
+                                **options):
+    """Train each wrapper (SGD base, rho 0.05, ``options``) for ``iters``
+    iterations on two ranks, one after another in one spawned pair: the
+    ranks end identical and took ``min_sam`` to ``iters - 1`` SAM steps."""
+    runs = [(dict(wrapper, rho=0.05, **options,
+                  optimizer=dict(type='SGD', lr=0.05, momentum=0.9)), iters,
+             ()) for wrapper in wrappers]
+    for wrapper, (rank0, rank1) in zip(wrappers,
+                                       _run_all(tmp_path, root, runs)):
+        assert min_sam <= rank0['sam_iters'] < iters, wrapper['type']
         _assert_identical(rank0, rank1)
+
+
+def test_peer_ranks_stay_identical(tmp_path, shapes_root):
+    _each_keeps_ranks_identical(tmp_path, shapes_root, _PEERS, 7, 1)
 
 
 def test_accumulation_keeps_ranks_identical(tmp_path, shapes_root):
     # Two micro-batches per step: the first runs without all-reduce, the
     # second pass's micro-batches likewise but the last. ARSAM, and AE-SAM
-    # (which decides after pass 1), in one pair of processes.
+    # (which decides after pass 1).
     wrappers = [dict(type='ARSAMOptimWrapper', window=2, warmup_iters=1),
                 dict(type='AESAMOptimWrapper', lambda2=3.0)]
-    runs = [(dict(wrapper, rho=0.05, accumulative_counts=2,
-                  optimizer=dict(type='SGD', lr=0.05, momentum=0.9)), 10, ())
-            for wrapper in wrappers]
-    for wrapper, (rank0, rank1) in zip(
-            wrappers, _run_all(tmp_path, shapes_root, runs)):
-        assert 2 <= rank0['sam_iters'] < 10, wrapper['type']
-        _assert_identical(rank0, rank1)
+    _each_keeps_ranks_identical(tmp_path, shapes_root, wrappers, 10, 2,
+                                accumulative_counts=2)
 
 
 def test_quantized_arsam_ranks_stay_identical(tmp_path, shapes_root):
