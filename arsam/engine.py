@@ -47,7 +47,6 @@ from .saq import drop_quantized_grads
 __all__ = ['SharpnessAwareEngine']
 
 
-
 class SharpnessAwareEngine:
     """The sharpness-aware step over ``optimizer``'s parameters.
 

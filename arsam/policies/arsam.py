@@ -304,4 +304,3 @@ def _from_release_0_1(state: dict) -> dict:
     state['scaled_psf'] = state.pop('psf')
     state.setdefault('psf_scale', 1.0)
     return state
-
