@@ -186,3 +186,23 @@ def test_gain_kept_per_seed():
     by_method['arsam'][0]['test_metrics']['acc'] = 30.0  # 5 / 10
     bench._gain_kept(by_method, rows, 'acc', 'test_metrics')
     assert abs(rows['arsam']['gain_kept_mean'] - 0.7) < 1e-12
+
+
+@pytest.mark.parametrize('option', ['optim_wrapper.beta=0.9',
+                                    'optim_wrapper.type=SAMOptimWrapper'])
+def test_a_shared_wrapper_option_the_switch_would_drop_is_refused(
+        tmp_path, option):
+    # Each method replaces the config's wrapper, keeping only the optimizer,
+    # paramwise_cfg, clip_grad and rho: beta given for all would silently
+    # train every ARSAM at its default beta. (--summarize-only: nothing
+    # would train if the check were gone.)
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'benchmark.py'),
+           osp.join(ROOT, 'configs', 'demo', 'fcn_r18_shapes_arsam.py'),
+           '--methods', 'arsam', '--out', str(tmp_path), '--summarize-only',
+           '--cfg-options', 'optim_wrapper.rho=0.1', option]
+    done = subprocess.run(cmd, capture_output=True, text=True,
+                          cwd=str(tmp_path))
+    assert done.returncode != 0
+    assert (f'--cfg-options {option}: each method replaces the config\'s '
+            'optim_wrapper') in done.stderr
+    assert f'arsam:{option}' in done.stderr

@@ -59,6 +59,9 @@ METHODS = dict(sgd='OptimWrapper', sam='SAMOptimWrapper',
                rst_eq='RandomSAMOptimWrapper',
                periodic_eq='PeriodicSAMOptimWrapper')
 DEFAULT_METHODS = ['sgd', 'sam', 'arsam', 'looksam', 'aesam', 'rst']
+#: What each method keeps of the config's optim_wrapper; the rest is the
+#: config's own wrapper's and is replaced with it.
+KEPT_KEYS = ('optimizer', 'paramwise_cfg', 'clip_grad', 'rho')
 
 
 def base_method(spec):
@@ -92,6 +95,21 @@ def equal_budget(method, rate):
     return dict(k=max(1.0, 1 / rate) if rate > 0 else 10**9)
 
 
+def check_shared_options(options):
+    """Refuse a shared ``optim_wrapper.KEY`` that the switch of wrapper
+    would drop (it would train something else than the command says)."""
+    for option in options:
+        key = option.split('=', 1)[0]
+        parts = key.split('.')
+        if ':' not in key and parts[0] == 'optim_wrapper' and (
+                len(parts) < 2 or parts[1] not in KEPT_KEYS):
+            raise SystemExit(
+                f'--cfg-options {option}: each method replaces the config\'s '
+                f'optim_wrapper and keeps only {", ".join(KEPT_KEYS)}, so '
+                'this option would be dropped. Give it per label: '
+                f'LABEL:{option} (e.g. arsam:{option}).')
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
@@ -109,7 +127,8 @@ def parse_args():
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='key=value for every method, or '
                         'METHOD:key=value for one (e.g. arsam:optim_wrapper.'
-                        'window=10)')
+                        'window=10); of optim_wrapper, only optimizer, '
+                        'paramwise_cfg, clip_grad and rho are shared')
     parser.add_argument('--metric', help='metric to report (default: mIoU, '
                         'accuracy/top1 or coco/AP, whichever is there)')
     parser.add_argument('--test', action='store_true',
@@ -164,8 +183,7 @@ def run_one(args, spec, seed):
     elif args.epochs:
         cfg.train_cfg = dict(by_epoch=True, max_epochs=args.epochs,
                              val_interval=args.epochs)
-    keep = {k: v for k, v in cfg.optim_wrapper.items()
-            if k in ('optimizer', 'paramwise_cfg', 'clip_grad', 'rho')}
+    keep = {k: v for k, v in cfg.optim_wrapper.items() if k in KEPT_KEYS}
     cfg.optim_wrapper = dict(type=METHODS[method], **keep)
     if method.endswith('_eq'):
         cfg.optim_wrapper.update(equal_budget(method,
@@ -438,6 +456,7 @@ def main():
                              'ARSAM\'s measured rate: list arsam before it.')
     if args.jobs < 1:
         raise SystemExit(f'--jobs {args.jobs}: give 1 or more.')
+    check_shared_options(args.cfg_options)
     env = dict(os.environ)
     if args.jobs > 1:
         env.setdefault('OMP_NUM_THREADS',
