@@ -1,12 +1,21 @@
 """Share of SAM's gain each method keeps, per seed, from stored runs.
 
     python tools/gain_table.py docs/benchmark/timing/val_runs.json
+    python tools/gain_table.py RUNS.json --markdown [--labels sgd sam ...]
 
 The file maps a setting to its runs (``label``, ``seed``, ``metrics``;
 the totals ``tools/benchmark.py`` writes). For every label it prints the
 metric's mean and seed std and, on the seeds that also have ``sgd`` and
 ``sam``, ``(m - m_SGD) / (m_SAM - m_SGD)`` per seed and its mean: the
 measure of docs/algorithms.md, "Judging a fast-SAM method".
+
+``--markdown`` prints one table instead: a row per label, a column per
+setting. A cell holds the share of SAM's gain kept (mean +- seed std);
+in a setting marked ``"clean": true`` (no label noise, SAM need not
+help), and for ``sam`` everywhere, the difference to ``sgd`` in points
+instead (mean +- std over seeds); ``sgd``'s cell is its mean metric.
+After it: the wall time as a multiple of ``sgd``'s on the same seeds
+(runs with ``train_time``).
 """
 import argparse
 import json
@@ -42,12 +51,67 @@ def table(runs):
     return lines
 
 
+def _by_label(runs, value):
+    by_label = {}
+    for run in runs:
+        by_label.setdefault(run['label'], {})[run['seed']] = value(run)
+    return by_label
+
+
+def _mean_std(values):
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f'{statistics.mean(values):.2f} +- {std:.2f}'
+
+
+def cell(setting, label):
+    """The --markdown cell of ``label`` in one setting ('' if not run)."""
+    metric = _by_label(setting['runs'], metric_of)
+    mine, sgd = metric.get(label, {}), metric.get('sgd', {})
+    if not mine:
+        return ''
+    if label == 'sgd':
+        text = f'{statistics.mean(mine.values()):.2f} ({len(mine)})'
+    elif setting.get('clean') or label == 'sam':
+        diffs = [mine[s] - sgd[s] for s in sorted(mine) if s in sgd]
+        text = f'{_mean_std(diffs)} pt ({len(diffs)})' if diffs else ''
+    else:
+        kept = gain_kept_per_seed(mine, sgd, metric.get('sam', {}))
+        text = f'{_mean_std(kept)} ({len(kept)})' if kept else ''
+    times = _by_label([r for r in setting['runs'] if r.get('train_time')],
+                      lambda run: run['train_time'])
+    ratios = [times[label][s] / times['sgd'][s]
+              for s in sorted(times.get(label, {}))
+              if s in times.get('sgd', {})]
+    if text and ratios:
+        text += f', {statistics.mean(ratios):.2f}x'
+    return text
+
+
+def markdown(settings, labels=None):
+    """One table: a row per label, a column per setting."""
+    if labels is None:
+        labels = sorted({run['label'] for setting in settings.values()
+                         for run in setting['runs']})
+    lines = ['| method | ' + ' | '.join(settings) + ' |',
+             '| --- |' + ' ---: |' * len(settings)]
+    for label in labels:
+        lines.append(f'| {label} | ' + ' | '.join(
+            cell(setting, label) for setting in settings.values()) + ' |')
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('runs', help='JSON: {setting: {"runs": [...]}}')
+    parser.add_argument('--markdown', action='store_true',
+                        help='one table, a row per label')
+    parser.add_argument('--labels', nargs='+', help='rows, in this order')
     args = parser.parse_args()
     with open(args.runs) as f:
         settings = json.load(f)
+    if args.markdown:
+        print('\n'.join(markdown(settings, args.labels)))
+        return
     for name, setting in settings.items():
         print(f'{name} ({setting.get("split", "val")}):')
         print('\n'.join(table(setting['runs'])))
