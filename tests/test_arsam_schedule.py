@@ -196,6 +196,49 @@ def test_psf_kept_under_a_moving_loss_scale():
     assert [t.tolist() for t in old.stored_psf()] == [[3.0, 3.0], [0.5]]
 
 
+def test_psf_average_mixes_a_running_mean_of_the_psfs():
+    """psf_average=a: the stored PSF moves a of the way to each new one
+    (AMP scales and a tensor without a gradient included), and resumes
+    from its state."""
+    policy = ARSAMPolicy(psf_average=0.25)
+    policy.bind(2)
+    zeros = [torch.zeros(2), torch.zeros(1)]
+    record_sam_step(policy, [t.clone() for t in zeros],
+                    [torch.tensor([4.0, 0.0]), torch.tensor([8.0])])
+    assert [t.tolist() for t in policy.stored_psf()] == [[4.0, 0.0], [8.0]]
+    # The first gradient is kept apart: the mean is not overwritten by g.
+    first = [torch.ones(2) * 1024.0, torch.ones(1) * 1024.0]
+    record_sam_step(policy, first,
+                    [torch.tensor([1.0, 9.0]) * 1024.0, torch.tensor([1.0]) * 1024.0],
+                    torch.tensor(1024.0))
+    stored = policy.stored_psf()
+    assert stored[0].tolist() == pytest.approx([3.0, 2.0])  # 4 + (0 - 4)/4, 0 + 8/4
+    assert stored[1].tolist() == pytest.approx([6.0])  # 8 + (0 - 8)/4
+    record_sam_step(policy, [torch.zeros(2)], [torch.tensor([7.0, 2.0]) * 512.0],
+                    torch.tensor(512.0), [0])  # tensor 1 has no gradient
+    stored = policy.stored_psf()
+    assert stored[0].tolist() == pytest.approx([4.0, 2.0])
+    assert stored[1].tolist() == pytest.approx([6.0])
+    grads = [torch.zeros(2), torch.zeros(1)]
+    policy.on_one_pass_step(grads, None, None)
+    assert grads[1].tolist() == pytest.approx([policy.reuse.beta * 6.0])
+    state = copy.deepcopy(policy.state_dict())
+    # A non-finite SAM step mixes nothing until the next one; the mean,
+    # which it did not touch, stays.
+    policy.reuse.drop()
+    grads = [torch.zeros(2), torch.zeros(1)]
+    policy.on_one_pass_step(grads, None, None)
+    assert grads[1].tolist() == [0.0]
+    assert policy.stored_psf()[1].tolist() == pytest.approx([6.0])
+    resumed = ARSAMPolicy(psf_average=0.25)
+    resumed.bind(2)
+    resumed.load_state_dict(state)
+    record_sam_step(resumed, [t.clone() for t in zeros],
+                    [torch.tensor([0.0, 2.0]), torch.tensor([2.0])])
+    assert resumed.stored_psf()[0].tolist() == pytest.approx([3.0, 2.0])
+    assert resumed.stored_psf()[1].tolist() == pytest.approx([5.0])
+
+
 def test_wrapper_stores_psf_and_mixes_it(seg_batches):
     """Through the real train_step: PSF = g_s - g, then g + beta * PSF
     (the default beta, 0.99)."""

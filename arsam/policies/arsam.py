@@ -76,6 +76,11 @@ class ARSAMPolicy(TwoPassPolicy):
         tail (float): ``'budget'`` only: the share of the budget taken as
             SAM on the run's last iterations (late-phase SAM, Zhou et al.
             2025); the rest is placed as ``placement`` says.
+        psf_average (float): what one-pass iterations reuse: a running
+            mean of the PSFs of the SAM iterations, each new PSF weighing
+            ``psf_average`` (``stored += psf_average * (new - stored)``);
+            1 reuses the last PSF alone (the paper). A mean repeats the
+            PSF's systematic part, not one batch's noise.
         blocks (int): chunks of the sorted ``||psf||`` history.
         stat_tensors (int): the statistics use the last this-many
             parameter tensors.
@@ -97,6 +102,7 @@ class ARSAMPolicy(TwoPassPolicy):
                  budget: Optional[float] = None,
                  placement: str = 'adaptive',
                  tail: float = 0.0,
+                 psf_average: float = 1.0,
                  blocks: int = 5,
                  stat_tensors: int = 10,
                  seed: int = 0):
@@ -141,6 +147,8 @@ class ARSAMPolicy(TwoPassPolicy):
             raise ConfigError(
                 'tail', f"schedule={schedule!r} has no budget to set apart",
                 "Drop tail or use schedule='budget'.")
+        check_number('psf_average', psf_average, low=0, high=1,
+                     open_low=True)
         check_number('blocks', blocks, integer=True, low=1)
         check_number('stat_tensors', stat_tensors, integer=True, low=1)
         check_number('seed', seed, integer=True)
@@ -161,7 +169,7 @@ class ARSAMPolicy(TwoPassPolicy):
             self.schedule_rule = PaperSchedule(window, a1, a2, window * max_p)
         self.statistics = PSFStatistics(window, blocks, stat_tensors,
                                         full_histories_only=schedule != 'paper')
-        self.reuse = PSFReuse(beta, max_reuse)
+        self.reuse = PSFReuse(beta, max_reuse, psf_average)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.iteration = 0

@@ -28,11 +28,16 @@ class PSFReuse:
     Args:
         beta (float): decay of the reuse weight (``beta**k``).
         max_reuse (int): one-pass iterations that mix the stored PSF.
+        average (float): weight of the newest PSF in the stored one,
+            ``stored <- stored + average * (new - stored)``; 1 keeps the
+            newest only (the paper).
     """
 
-    def __init__(self, beta: float, max_reuse: int):
+    def __init__(self, beta: float, max_reuse: int, average: float = 1.0):
         self.beta = beta
         self.max_reuse = max_reuse
+        self.average = average
+        self.empty = True  # no PSF to average with
         #: ``PSF * psf_scale`` per perturbed tensor (None: no PSF yet).
         self.scaled_psf: Optional[List[Optional[Tensor]]] = None
         self.psf_scale = 1.0
@@ -44,16 +49,19 @@ class PSFReuse:
         """A copy of ``g``, into the stored PSF's own tensors when they
         match (the new PSF replaces the old one in place)."""
         stored = pick(self.scaled_psf, index)
-        if stored is None or any(t is None for t in stored):
+        if (stored is None or any(t is None for t in stored)
+                or (self.average < 1 and not self.empty)):
             return clone_tensors(grads)
         torch._foreach_copy_(stored, grads)
         return stored
 
     def store(self, psf: List[Tensor], psf_scale, index: Optional[List[int]],
               num_params: int) -> None:
-        """Keep ``psf`` (``PSF * psf_scale``, aligned with ``index``) and
-        restart the reuse count."""
-        if index is None:
+        """Keep ``psf`` (``PSF * psf_scale``, aligned with ``index``), or
+        move the stored average towards it, and restart the reuse count."""
+        if self.average < 1 and not self.empty:
+            self._average_in(psf, psf_scale, index)
+        elif index is None:
             self.scaled_psf = list(psf)  # a foreach op may return a tuple
         else:
             if self.scaled_psf is None:
@@ -70,14 +78,36 @@ class PSFReuse:
         self.psf_scale = psf_scale
         self.reuse_count = 0
         self.coef = 1.0
+        self.empty = False
+
+    def _average_in(self, psf, psf_scale, index) -> None:
+        if isinstance(psf_scale, Tensor) or psf_scale != self.psf_scale:
+            # The stored tensors to this step's scale (AMP's loss scale
+            # moves).
+            torch._foreach_mul_(
+                [t for t in self.scaled_psf if t is not None],
+                psf_scale / self.psf_scale)
+        positions = range(len(psf)) if index is None else index
+        old, new = [], []
+        for pos, tensor in zip(positions, psf):
+            if self.scaled_psf[pos] is None:
+                self.scaled_psf[pos] = tensor
+            else:
+                old.append(self.scaled_psf[pos])
+                new.append(tensor)
+        if old:  # the newest PSF weighs ``average``
+            torch._foreach_lerp_(old, new, self.average)
 
     def drop(self) -> None:
-        """A pass was not finite; the store may hold ``g``
-        (:meth:`keep_first_grads`): clear it and reuse nothing until the
-        next SAM iteration."""
-        if self.scaled_psf is not None:
-            torch._foreach_zero_(
-                [t for t in self.scaled_psf if t is not None])
+        """A pass was not finite: reuse nothing until the next SAM
+        iteration. The store may hold ``g`` (:meth:`keep_first_grads`): it
+        is cleared, unless it is a running mean (``average < 1``), which
+        this step did not touch."""
+        if self.average == 1 or self.empty:
+            if self.scaled_psf is not None:
+                torch._foreach_zero_(
+                    [t for t in self.scaled_psf if t is not None])
+            self.empty = True
         self.reuse_count = self.max_reuse
         self.coef = 0.0
 
@@ -115,7 +145,8 @@ class PSFReuse:
 
     def state_dict(self) -> dict:
         return dict(scaled_psf=self.scaled_psf, psf_scale=self.psf_scale,
-                    reuse_count=self.reuse_count, coef=self.coef)
+                    reuse_count=self.reuse_count, coef=self.coef,
+                    psf_empty=self.empty)
 
     def load_state_dict(self, state: dict, device=None) -> None:
         stored = state['scaled_psf']
@@ -124,3 +155,4 @@ class PSFReuse:
         self.psf_scale = to_device(state['psf_scale'], device)
         self.reuse_count = state['reuse_count']
         self.coef = state['coef']
+        self.empty = state.get('psf_empty', stored is None)
