@@ -36,13 +36,15 @@ def test_markdown_table_a_row_per_method_clean_twins_in_points(tmp_path):
              run('sgd', 1, 60.0, 10.0), run('sam', 1, 70.0, 20.0),
              run('ars', 0, 79.0, 12.0), run('ars', 1, 67.0, 13.0)]
     clean = [run('sgd', 0, 90.0, 10.0), run('sgd', 1, 91.0, 10.0),
-             run('ars', 0, 89.0, 12.0), run('ars', 1, 91.0, 12.0)]
+             run('ars', 0, 89.0, 12.0), run('ars', 1, 91.0, 12.0),
+             # Another session's run: its time is not compared.
+             dict(run('new', 0, 90.0, 99.0), session='later')]
     path = tmp_path / 'runs.json'
     path.write_text(json.dumps(dict(noisy=dict(runs=noisy),
                                     clean=dict(clean=True, runs=clean))))
     out = subprocess.run(
         [sys.executable, str(TOOL), str(path), '--markdown', '--labels',
-         'sgd', 'sam', 'ars'], check=True, capture_output=True,
+         'sgd', 'sam', 'ars', 'new'], check=True, capture_output=True,
         text=True).stdout.splitlines()
     assert out[0] == '| method | noisy | clean |'
     assert out[2] == '| sgd | 65.00 (2), 1.00x | 90.50 (2), 1.00x |'
@@ -50,3 +52,4 @@ def test_markdown_table_a_row_per_method_clean_twins_in_points(tmp_path):
     # kept 0.9 and 0.7; clean: -1 and 0 points; time 1.2x, 1.3x / 1.2x
     assert out[4] == ('| ars | 0.80 +- 0.14 (2), 1.25x | '
                       '-0.50 +- 0.71 pt (2), 1.20x |')
+    assert out[5] == '| new |  | 0.00 +- 0.00 pt (1) |'

@@ -14,8 +14,9 @@ setting. A cell holds the share of SAM's gain kept (mean +- seed std);
 in a setting marked ``"clean": true`` (no label noise, SAM need not
 help), and for ``sam`` everywhere, the difference to ``sgd`` in points
 instead (mean +- std over seeds); ``sgd``'s cell is its mean metric.
-After it: the wall time as a multiple of ``sgd``'s on the same seeds
-(runs with ``train_time``).
+After it: the wall time as a multiple of ``sgd``'s on the same seeds,
+from runs with ``train_time`` and the same ``session`` (runs measured
+side by side; a run without one is in the file's own session).
 """
 import argparse
 import json
@@ -77,11 +78,12 @@ def cell(setting, label):
     else:
         kept = gain_kept_per_seed(mine, sgd, metric.get('sam', {}))
         text = f'{_mean_std(kept)} ({len(kept)})' if kept else ''
+    # Wall times compare only within one session (runs side by side).
     times = _by_label([r for r in setting['runs'] if r.get('train_time')],
-                      lambda run: run['train_time'])
-    ratios = [times[label][s] / times['sgd'][s]
-              for s in sorted(times.get(label, {}))
-              if s in times.get('sgd', {})]
+                      lambda run: (run['train_time'], run.get('session')))
+    own, base = times.get(label, {}), times.get('sgd', {})
+    ratios = [own[s][0] / base[s][0] for s in sorted(own)
+              if s in base and own[s][1] == base[s][1]]
     if text and ratios:
         text += f', {statistics.mean(ratios):.2f}x'
     return text
