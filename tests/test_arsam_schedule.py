@@ -169,8 +169,9 @@ def test_reuse_rule_weights():
 def test_psf_kept_under_a_moving_loss_scale():
     """The PSF is stored as g - g_s in the gradients' units; a tensor
     without a gradient at a later SAM step keeps its PSF across a change of
-    the AMP loss scale, and a checkpoint from before psf_scale loads."""
-    policy = ARSAMPolicy()
+    the AMP loss scale, and a checkpoint from before psf_scale loads
+    (the last PSF alone: psf_average=1)."""
+    policy = ARSAMPolicy(psf_average=1.0)
     policy.bind(2)
     psf = [torch.tensor([1.0, -2.0]), torch.tensor([0.5])]
     record_sam_step(policy, [torch.zeros(2), torch.zeros(1)],
@@ -190,7 +191,7 @@ def test_psf_kept_under_a_moving_loss_scale():
     state.pop('scaled_psf')
     state['psf'] = [torch.tensor([3.0, 3.0]), torch.tensor([0.5])]
     state['rate'] = state.pop('window_target')
-    old = ARSAMPolicy()
+    old = ARSAMPolicy(psf_average=1.0)
     old.bind(2)
     old.load_state_dict(state)
     assert [t.tolist() for t in old.stored_psf()] == [[3.0, 3.0], [0.5]]

@@ -81,7 +81,9 @@ def test_a_checkpoint_of_release_0_1_resumes_exactly(tmp_path, shapes_root,
     release 0.1 (before the engine split and the renames: its ARSAM state
     says ``psf`` and ``rate``) with this file's ``_runner``. Resumed by
     this release, the run ends on release 0.1's weights, bit for bit."""
-    resumed = _runner(tmp_path, wrapper, root=shapes_root, resume=True,
+    # psf_average=1: release 0.1's reuse rule (the default changed in 0.3).
+    resumed = _runner(tmp_path, dict(wrapper, psf_average=1.0),
+                      root=shapes_root, resume=True,
                       load_from=str(RELEASE_0_1 / f'{name}_iter_{STOP}.pth'))
     resumed.train()
     assert resumed.iter == TOTAL

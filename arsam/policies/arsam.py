@@ -80,7 +80,8 @@ class ARSAMPolicy(TwoPassPolicy):
             mean of the PSFs of the SAM iterations, each new PSF weighing
             ``psf_average`` (``stored += psf_average * (new - stored)``);
             1 reuses the last PSF alone (the paper). A mean repeats the
-            PSF's systematic part, not one batch's noise.
+            PSF's systematic part, not one batch's noise (0.25: the
+            default since 0.3, docs/benchmarks.md, "One default").
         blocks (int): chunks of the sorted ``||psf||`` history.
         stat_tensors (int): the statistics use the last this-many
             parameter tensors.
@@ -102,7 +103,7 @@ class ARSAMPolicy(TwoPassPolicy):
                  budget: Optional[float] = None,
                  placement: str = 'adaptive',
                  tail: float = 0.0,
-                 psf_average: float = 1.0,
+                 psf_average: float = 0.25,
                  blocks: int = 5,
                  stat_tensors: int = 10,
                  seed: int = 0):
