@@ -236,7 +236,7 @@ def run_one(args, spec, seed):
         json.dump(result, f)
 
 
-def _mean_std(values):
+def mean_std(values):
     mean = statistics.fmean(values)
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -261,7 +261,7 @@ def _gain_kept(by_method, rows, metric, split_key='metrics'):
     for method in by_method:
         kept = gain_kept_per_seed(per_seed(method), sgd, sam)
         if kept:
-            mean, std = _mean_std(kept)
+            mean, std = mean_std(kept)
             rows[method].update(gain_kept_mean=mean, gain_kept_std=std)
 
 
@@ -277,8 +277,8 @@ def summarize(args, results):
                  for m in args.methods}
     rows = {}
     for method, runs in by_method.items():
-        time_mean, _ = _mean_std([r['train_time'] for r in runs])
-        value_mean, value_std = _mean_std(
+        time_mean, _ = mean_std([r['train_time'] for r in runs])
+        value_mean, value_std = mean_std(
             [r[split_key].get(metric, float('nan')) for r in runs])
         rows[method] = dict(
             iters=runs[0]['iters'],

@@ -22,7 +22,7 @@ import argparse
 import json
 import statistics
 
-from benchmark import gain_kept_per_seed  # tools/, beside this script
+from benchmark import gain_kept_per_seed, mean_std  # tools/, beside this script
 
 METRICS = ('accuracy/top1', 'coco/AP', 'mIoU')
 
@@ -32,17 +32,25 @@ def metric_of(run):
     return run['metrics'][key] * (100 if key == 'coco/AP' else 1)
 
 
-def table(runs):
+def _by_label(runs, value):
+    """``{label: {seed: value(run)}}``."""
     by_label = {}
     for run in runs:
-        by_label.setdefault(run['label'], {})[run['seed']] = metric_of(run)
+        by_label.setdefault(run['label'], {})[run['seed']] = value(run)
+    return by_label
+
+
+def _spread(values):
+    return '{:.2f} +- {:.2f}'.format(*mean_std(values))
+
+
+def table(runs):
+    by_label = _by_label(runs, metric_of)
     sgd, sam = by_label.get('sgd', {}), by_label.get('sam', {})
     lines = []
     for label, values in sorted(by_label.items()):
-        seeds = sorted(values)
-        mean = statistics.mean(values.values())
-        std = statistics.stdev(values.values()) if len(values) > 1 else 0.0
-        line = f'  {label:7s} n={len(seeds)} {mean:6.2f} +- {std:4.2f}'
+        mean, std = mean_std(list(values.values()))
+        line = f'  {label:7s} n={len(values)} {mean:6.2f} +- {std:4.2f}'
         kept = ([] if label in ('sgd', 'sam') else
                 gain_kept_per_seed(values, sgd, sam))
         if kept:
@@ -50,18 +58,6 @@ def table(runs):
                      f' (mean {statistics.mean(kept):.2f})')
         lines.append(line)
     return lines
-
-
-def _by_label(runs, value):
-    by_label = {}
-    for run in runs:
-        by_label.setdefault(run['label'], {})[run['seed']] = value(run)
-    return by_label
-
-
-def _mean_std(values):
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f'{statistics.mean(values):.2f} +- {std:.2f}'
 
 
 def cell(setting, label):
@@ -74,10 +70,10 @@ def cell(setting, label):
         text = f'{statistics.mean(mine.values()):.2f} ({len(mine)})'
     elif setting.get('clean') or label == 'sam':
         diffs = [mine[s] - sgd[s] for s in sorted(mine) if s in sgd]
-        text = f'{_mean_std(diffs)} pt ({len(diffs)})' if diffs else ''
+        text = f'{_spread(diffs)} pt ({len(diffs)})' if diffs else ''
     else:
         kept = gain_kept_per_seed(mine, sgd, metric.get('sam', {}))
-        text = f'{_mean_std(kept)} ({len(kept)})' if kept else ''
+        text = f'{_spread(kept)} ({len(kept)})' if kept else ''
     # Wall times compare only within one session (runs side by side).
     times = _by_label([r for r in setting['runs'] if r.get('train_time')],
                       lambda run: (run['train_time'], run.get('session')))
