@@ -50,7 +50,7 @@ class PSFReuse:
         match (the new PSF replaces the old one in place)."""
         stored = pick(self.scaled_psf, index)
         if (stored is None or any(t is None for t in stored)
-                or (self.average < 1 and not self.empty)):
+                or self.averaging):
             return clone_tensors(grads)
         torch._foreach_copy_(stored, grads)
         return stored
@@ -59,7 +59,7 @@ class PSFReuse:
               num_params: int) -> None:
         """Keep ``psf`` (``PSF * psf_scale``, aligned with ``index``), or
         move the stored average towards it, and restart the reuse count."""
-        if self.average < 1 and not self.empty:
+        if self.averaging:
             self._average_in(psf, psf_scale, index)
         elif index is None:
             self.scaled_psf = list(psf)  # a foreach op may return a tuple
@@ -69,10 +69,8 @@ class PSFReuse:
             kept = set(index)
             older = [t for i, t in enumerate(self.scaled_psf)
                      if i not in kept and t is not None]
-            if older:
-                # Tensors without a gradient now keep their PSF, brought
-                # to this step's scale (AMP's loss scale moves).
-                torch._foreach_mul_(older, psf_scale / self.psf_scale)
+            # Tensors without a gradient now keep their PSF.
+            self._to_scale(older, psf_scale)
             for pos, tensor in zip(index, psf):
                 self.scaled_psf[pos] = tensor
         self.psf_scale = psf_scale
@@ -80,13 +78,23 @@ class PSFReuse:
         self.coef = 1.0
         self.empty = False
 
+    @property
+    def averaging(self) -> bool:
+        """Whether the next PSF moves a stored mean (not replaces it)."""
+        return self.average < 1 and not self.empty
+
+    def _to_scale(self, stored: List[Tensor], psf_scale) -> None:
+        """Stored tensors to this step's scale (AMP's loss scale moves);
+        nothing to do when both scales are the same float (no tensor is
+        compared: that would sync with the device)."""
+        if stored and (isinstance(psf_scale, Tensor)
+                       or isinstance(self.psf_scale, Tensor)
+                       or psf_scale != self.psf_scale):
+            torch._foreach_mul_(stored, psf_scale / self.psf_scale)
+
     def _average_in(self, psf, psf_scale, index) -> None:
-        if isinstance(psf_scale, Tensor) or psf_scale != self.psf_scale:
-            # The stored tensors to this step's scale (AMP's loss scale
-            # moves).
-            torch._foreach_mul_(
-                [t for t in self.scaled_psf if t is not None],
-                psf_scale / self.psf_scale)
+        self._to_scale([t for t in self.scaled_psf if t is not None],
+                       psf_scale)
         positions = range(len(psf)) if index is None else index
         old, new = [], []
         for pos, tensor in zip(positions, psf):
@@ -103,7 +111,7 @@ class PSFReuse:
         iteration. The store may hold ``g`` (:meth:`keep_first_grads`): it
         is cleared, unless it is a running mean (``average < 1``), which
         this step did not touch."""
-        if self.average == 1 or self.empty:
+        if not self.averaging:
             if self.scaled_psf is not None:
                 torch._foreach_zero_(
                     [t for t in self.scaled_psf if t is not None])
