@@ -1,7 +1,9 @@
 # A small, fast real-data recipe for side-by-side comparisons on a CPU
 # (tools/benchmark.py): mmpretrain's LeNet-5 on Fashion-MNIST (Debian's
 # dataset-fashion-mnist, see tools/prepare_fashion_mnist.sh), read by
-# mmpretrain's own FashionMNIST class.
+# mmpretrain's own FashionMNIST class. mmpretrain 1.2.0's MNIST classes read
+# the test files only with test_mode=True (split is only validated), so the
+# test split names both.
 _base_ = 'mmpretrain::lenet/lenet5_mnist.py'
 custom_imports = dict(imports=['arsam_mm'], allow_failed_imports=False)
 
@@ -14,7 +16,7 @@ train_dataloader = dict(
     dataset=dict(_delete_=True, split='train', **_data))
 val_dataloader = dict(
     batch_size=1000, num_workers=0, persistent_workers=False,
-    dataset=dict(_delete_=True, split='test', **_data))
+    dataset=dict(_delete_=True, split='test', test_mode=True, **_data))
 test_dataloader = val_dataloader
 optim_wrapper = dict(
     type='OptimWrapper',

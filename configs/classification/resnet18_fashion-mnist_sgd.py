@@ -1,6 +1,7 @@
 # Real data that installs offline: Fashion-MNIST from Debian's
 # dataset-fashion-mnist (see tools/prepare_fashion_mnist.sh), read by
-# mmpretrain's own FashionMNIST class. CIFAR-style ResNet-18, one channel.
+# mmpretrain's own FashionMNIST class (test_mode=True makes it read the test
+# files: split alone does not). CIFAR-style ResNet-18, one channel.
 _base_ = [
     'mmpretrain::_base_/models/resnet18_cifar.py',
     'mmpretrain::_base_/default_runtime.py',
@@ -29,7 +30,7 @@ val_dataloader = dict(
     batch_size=256,
     num_workers=2,
     dataset=dict(type='FashionMNIST', data_root='data/fashion_mnist',
-                 split='test', pipeline=test_pipeline),
+                 split='test', test_mode=True, pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader
