@@ -156,6 +156,7 @@ def run_one(args, spec, seed):
     from mmengine.runner import Runner
 
     import arsam_mm  # noqa: F401
+    from arsam_mm.runner import check_config
     from arsam_mm.runner.embedded import use_embedded_data, walk_dicts
 
     cfg = Config.fromfile(args.config)
@@ -203,6 +204,7 @@ def run_one(args, spec, seed):
     cfg.log_level = 'WARNING'
     if args.device == 'cpu':
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
+    check_config(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     def scalars(prefix):

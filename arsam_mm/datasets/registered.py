@@ -103,6 +103,7 @@ if CLS_DATASETS is not None:
     from mmengine.logging import print_log
 
     from .noisy_labels import NOISE_TYPES, corrupt_labels
+    from .split_check import check_split_agrees
 
     @CLS_DATASETS.register_module()
     class NoisyLabelDataset:
@@ -154,6 +155,9 @@ if CLS_DATASETS is not None:
                 raise ValueError(
                     f'NoisyLabelDataset: noise_type={noise_type!r}; choose '
                     f'one of {NOISE_TYPES}.')
+            # Before the build: a split that reads other files than it
+            # names is refused, not loaded.
+            check_split_agrees(dataset, owner='NoisyLabelDataset')
             if isinstance(dataset, dict):
                 dataset = CLS_DATASETS.build(dataset)
             self.dataset = dataset

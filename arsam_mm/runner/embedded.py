@@ -10,6 +10,9 @@ and shrinks inputs so a smoke run fits a CPU:
 * mmpretrain: the shapes classification set (3 classes) via CustomDataset;
   dataset wrappers (label noise, subsets) are replaced too, their inner
   pipeline kept.
+
+The generated sets have a train and a val split: the test loader reads
+val, as the rewritten config says.
 """
 import copy
 

@@ -29,6 +29,7 @@ from mmengine.logging import print_log
 from mmengine.registry import OPTIM_WRAPPERS, RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
+from ..datasets.split_check import check_dataset_splits
 from ..hooks.sam_run_info_hook import run_summary
 from ..optim._checks import (
     ConfigError,
@@ -137,7 +138,9 @@ def check_wrapper_type(type_name) -> None:
 
 
 def check_config(cfg: Config) -> None:
-    """Refuse configurations the SAM-family wrappers cannot train."""
+    """Refuse configurations the SAM-family wrappers cannot train, and
+    data sets that would read other files than their split names."""
+    check_dataset_splits(cfg)
     wrapper_cfg = cfg.get('optim_wrapper', None)
     if wrapper_cfg is None:
         return
