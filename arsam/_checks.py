@@ -147,11 +147,11 @@ def accepted_arguments(cls) -> List[str]:
 def check_unknown_arguments(cls, kwargs: dict) -> None:
     """Refuse a keyword ``cls`` does not take (a typo such as
     ``warmup_iter``), naming the closest ones it does take, or saying what
-    replaced an argument of an earlier release (the policy's
-    ``removed_arguments``)."""
+    replaced an argument of an earlier release (``migrations.py``)."""
+    from .migrations import REMOVED_ARGUMENTS
     accepted = accepted_arguments(cls)
-    removed = dict(getattr(getattr(cls, 'policy_cls', None),
-                           'removed_arguments', {}))
+    policy_cls = getattr(cls, 'policy_cls', None)
+    removed = REMOVED_ARGUMENTS.get(getattr(policy_cls, '__name__', None), {})
     for key in kwargs:
         if key in accepted:
             continue

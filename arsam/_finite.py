@@ -11,15 +11,17 @@ from .sam_math import global_norm
 __all__ = ['loss_and_grad_norm', 'check_passes_finite']
 
 
-def loss_and_grad_norm(loss: Tensor, grads: Optional[List[Tensor]],
+def loss_and_grad_norm(loss: Optional[Tensor], grads: Optional[List[Tensor]],
                        norm: Optional[Tensor] = None) -> Tensor:
     """``[loss, ||g||]`` on the device: finite only if every element is.
     The 2-norm is 10x cheaper than max-abs on CPU; it overflows only for
     gradients near 1e19, a divergence all the same. ``norm``: ``||g||``
-    if the caller has it."""
+    if the caller has it; ``loss`` None: a loss the driver did not pass
+    (counted as finite)."""
     if norm is None:
         norm = global_norm(grads)
-    return torch.stack([loss.detach().float(), norm.float()])
+    loss = norm.new_zeros(()) if loss is None else loss.detach()
+    return torch.stack([loss.float().to(norm.device), norm.float()])
 
 
 def check_passes_finite(name: str, iteration: int, first_norms: Tensor,

@@ -1,13 +1,13 @@
-"""SAM, ASAM, ARSAM and LookSAM as ``torch.optim`` optimizers.
+"""SAM, ASAM, ARSAM, LookSAM and late-phase SAM as ``torch.optim``
+optimizers.
 
-For any training loop (a hand-written one, timm's, Lightning's manual
-optimization): the optimizer wraps a base optimizer and drives the same
-engine as the mmengine wrappers (``arsam/engine.py``). ``step(closure)``
-calls the closure once, or twice when the step takes two passes; the
-closure runs the forward and backward and returns the loss::
+For any training loop: the optimizer wraps a base optimizer and drives
+the same engine as the mmengine wrappers (``arsam/engine.py``). Two ways
+to run a step, with the same result:
 
-    model = ...
-    base = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+``step(closure)``: the closure runs the forward and backward and returns
+the loss; it is called once, or twice when the step takes two passes::
+
     optimizer = ARSAM(model, base, rho=0.05, max_steps=epochs * len(loader))
     for inputs, targets in loader:
         def closure():
@@ -17,28 +17,46 @@ closure runs the forward and backward and returns the loss::
         loss = optimizer.step(closure)
         optimizer.zero_grad()
 
-ARSAM decides before the first call whether a second one comes, so under
-DDP the first pass of a two-pass step runs in ``model.no_sync()`` (local
-SAM, as in the paper) unless ``sync_first_pass=True``; the copy of ``g``
-its PSF is formed from is averaged over ranks, so every rank takes the
-same step. ``torch.amp.GradScaler`` cannot pass a closure and is refused
-by name; autocast with bfloat16 needs no scaler. Gradient accumulation
-goes inside the closure. Sources and formulas: ``docs/algorithms.md``.
+The two-step API, for loops that run their own backward (a
+``torch.amp.GradScaler``, Lightning's manual optimization, HF
+Accelerate)::
+
+    for inputs, targets in loader:
+        with optimizer.first_pass():
+            loss = criterion(model(inputs), targets)
+            scaler.scale(loss).backward()
+        if optimizer.takes_second_pass(scaler):   # at w + e
+            with optimizer.second_pass():
+                scaler.scale(criterion(model(inputs), targets)).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad()
+
+Under DDP the first pass of a two-pass step runs in ``model.no_sync()``
+(local SAM, as in the paper) unless ``sync_first_pass=True``; the copy of
+``g`` its PSF is formed from is averaged over ranks, so every rank takes
+the same step. Gradient accumulation goes inside the closure, or inside
+each ``with`` block. With a GradScaler the passes are measured in its
+scaled units (the PSF keeps its scale), a non-finite pass stores nothing
+and the scaler skips the step. Sources and formulas:
+``docs/algorithms.md``.
 """
-from contextlib import nullcontext
-from typing import Callable, Optional, Sequence, Union
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
-from . import _dist, _log
+from . import _log
+from ._amp import grad_scale_of
 from ._checks import (
     ConfigError,
     check_number,
     check_unknown_arguments,
     front_end,
 )
-from .engine import SharpnessAwareEngine
+from .engine import SharpnessAwareEngine, StepPlan
+from .migrations import plain_optimizer_state
 from .policies import (
     AlwaysSAMPolicy,
     ARSAMPolicy,
@@ -46,12 +64,15 @@ from .policies import (
     LookSAMPolicy,
     build_policy,
 )
-from .saq import record_quantized_grads
 
 __all__ = [
     'SharpnessAwareOptimizer', 'SAM', 'ASAM', 'ARSAM', 'LookSAM',
     'LatePhaseSAM'
 ]
+
+#: The key of the sharpness-aware state beside the base optimizer's
+#: ``state`` and ``param_groups`` (the mmengine wrappers write the same).
+STATE_KEY = 'sam_state'
 
 
 class SharpnessAwareOptimizer(torch.optim.Optimizer):
@@ -137,9 +158,9 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
         super().__init__(base_optimizer.param_groups, base_optimizer.defaults)
         self._share_base_state()
         self.model = model
+        self._inner = getattr(model, 'module', model)  # DDP
         self.max_steps, self.epoch_length = max_steps, epoch_length
         self.sync_first_pass = sync_first_pass
-        self._started = False
 
     def _share_base_state(self) -> None:
         self.param_groups = self.base_optimizer.param_groups
@@ -156,49 +177,87 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
         ``(1 + sam_rate) / 2`` of SAM's forward/backward passes."""
         return self.engine.sam_rate
 
-    def step(self, closure: Optional[Callable[[], Tensor]] = None) -> Tensor:
-        """One optimizer step; returns the first pass's loss.
-
-        Args:
-            closure: runs the forward and backward at the current weights
-                and returns the loss (called once or twice).
-        """
-        if closure is None:
-            raise RuntimeError(
-                f'{type(self).__name__}.step needs a closure that runs the '
-                'forward and backward and returns the loss: it calls it '
-                'again at the perturbed weights. torch.amp.GradScaler cannot '
-                'pass one and is not supported; train in float32 or under '
-                'autocast with dtype=torch.bfloat16, which needs no scaler.')
+    # ------------------------------------------------------ the two steps
+    @contextmanager
+    def first_pass(self) -> Iterator[StepPlan]:
+        """Around the first forward and backward of a step (all its
+        micro-batches under accumulation): the step's decision is taken
+        here, and under DDP a step that takes two passes runs this pass
+        without the gradient all-reduce (local SAM) unless
+        ``sync_first_pass``. Yields the step's plan (``plan.two_pass``:
+        whether a second pass may follow)."""
         engine = self.engine
         if self.param_groups is not self.base_optimizer.param_groups:
             # A state loaded into the base optimizer itself made new groups.
             self._share_base_state()
             engine.restore_rho()
-        inner = getattr(self.model, 'module', self.model)  # DDP
-        if not self._started:
-            with front_end(type(self).__name__):  # exclude meets the model
-                engine.bind(inner)
-            engine.start_run(self.max_steps, self.epoch_length)
-            self._started = True
+        with front_end(type(self).__name__):  # exclude meets the model
+            engine.bind(self._inner)
         if engine.total_iters == self.max_steps:
             _log.warning(
                 f'{type(self).__name__}: step {engine.total_iters + 1} is '
                 f'past max_steps={self.max_steps}; the schedule was planned '
                 'for max_steps steps (raise it to train longer).')
-        epoch = (engine.total_iters // self.epoch_length
-                 if self.epoch_length else 0)
-        two_pass = engine.take_two_passes(epoch)
-        local = bool(two_pass and not self.sync_first_pass
-                     and hasattr(self.model, 'no_sync')
-                     and _dist.world_size() > 1)
-        record_quantized_grads(engine.perturbed, two_pass is not False)
-        try:
-            with torch.enable_grad(), (self.model.no_sync() if local else
-                                       nullcontext()):
-                loss = closure()
-        finally:
-            record_quantized_grads(engine.perturbed, False)
+        with engine.first_pass(
+                self.model, inner=self._inner,
+                run_length=lambda: (self.max_steps, self.epoch_length, 0),
+                sync_first_pass=self.sync_first_pass) as plan:
+            yield plan
+
+    def takes_second_pass(self, grad_scaler=None) -> bool:
+        """After the first backward: whether this step runs
+        :meth:`second_pass`. ``grad_scaler``: the ``torch.amp.GradScaler``
+        that scaled the backward, if any (a non-finite first pass then
+        takes no second one, and the scaler skips the step)."""
+        grad_scale = None if grad_scaler is None else grad_scale_of(
+            grad_scaler)
+        return self.engine.takes_second_pass(
+            grad_scale, skip_non_finite=grad_scale is not None)
+
+    def second_pass(self):
+        """Context manager around the forward and backward at the
+        perturbed weights ``w + e`` (BatchNorm statistics frozen); ``w``
+        is restored on the way out and the policy records the PSF. Run it
+        when :meth:`takes_second_pass` says True, then :meth:`step`."""
+        return self.engine.second_pass()
+
+    def step(self, closure: Optional[Callable[[], Tensor]] = None
+             ) -> Optional[Tensor]:
+        """One optimizer step. With a ``closure`` (runs the forward and
+        backward at the current weights and returns the loss; called once
+        or twice) it is the whole step and returns the first pass's loss.
+        Without one it ends a step of the two-step API (or is called by
+        ``GradScaler.step``)."""
+        loss = None
+        if closure is not None:
+            loss = self._run_closure(closure)
+        else:
+            plan = self.engine.step
+            if plan is None:
+                raise RuntimeError(
+                    f'{type(self).__name__}.step() without a closure ends '
+                    'a step of the two-step API: run the forward and '
+                    'backward inside `with optimizer.first_pass():` first, '
+                    'then `if optimizer.takes_second_pass(scaler):` (a '
+                    'torch.amp.GradScaler, or none) the second pass, or '
+                    'pass step() a closure that runs them and returns the '
+                    'loss.')
+            if plan.two_pass and not plan.asked:
+                raise RuntimeError(
+                    f'{type(self).__name__}: this step takes two passes, '
+                    'but takes_second_pass() was not asked: call `if '
+                    'optimizer.takes_second_pass(): with '
+                    'optimizer.second_pass(): ...` before step().')
+            self.engine.one_pass_step()
+        plan = self.engine.step
+        self.base_optimizer.step()
+        self.engine.count_iteration(int(plan.counts_two_pass))
+        self.engine.close_step()
+        return loss
+
+    def _run_closure(self, closure) -> Tensor:
+        with self.first_pass(), torch.enable_grad():
+            loss = closure()
         if not isinstance(loss, Tensor):
             raise TypeError(
                 f'{type(self).__name__}.step: the closure must return the '
@@ -208,42 +267,37 @@ class SharpnessAwareOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 return closure()
 
-        two_pass, _ = engine.update(loss.detach(), second_pass,
-                                    two_pass=two_pass, local_first_pass=local)
-        self.base_optimizer.step()
-        engine.count_iteration(int(bool(two_pass)))
+        self.engine.update(loss.detach(), second_pass)
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base_optimizer.zero_grad(set_to_none=set_to_none)
 
+    # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        return dict(base=self.base_optimizer.state_dict(),
-                    sharpness_aware=self.engine.state_dict())
+        """torch's ``{'state', 'param_groups'}`` of the base optimizer and
+        one key more, ``'sam_state'``: the engine's (the policy's schedule,
+        stored PSF, random stream), as the mmengine wrappers write it."""
+        state = self.base_optimizer.state_dict()
+        state[STATE_KEY] = self.engine.state_dict()
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Load what :meth:`state_dict` of any SAM-family optimizer here
-        returned, or a plain ``torch.optim`` state dict (start
-        sharpness-aware from an SGD/Adam run).
+        returned (this release's or an earlier one's), or a plain
+        ``torch.optim`` state dict (start sharpness-aware from an SGD/Adam
+        run).
 
         The base optimizer's state (momenta, Adam moments, step counts) is
         loaded either way, and every param group keeps the ``rho`` it was
         given. The schedule continues from a state of the same method and
         starts afresh from any other (logged).
         """
-        keys = set(state_dict) if isinstance(state_dict, dict) else None
-        if keys is not None and {'base', 'sharpness_aware'} <= keys:
-            base, own = state_dict['base'], state_dict['sharpness_aware']
-        elif keys is not None and {'state', 'param_groups'} <= keys:
-            base, own = state_dict, None
-        else:
-            given = (sorted(keys) if keys is not None else
-                     type(state_dict).__name__)
+        try:
+            base, own = plain_optimizer_state(state_dict)
+        except ValueError as error:
             raise ValueError(
-                f'{type(self).__name__}.load_state_dict: expected the '
-                "state_dict() of a SAM-family optimizer (keys 'base', "
-                "'sharpness_aware') or of a torch.optim optimizer (keys "
-                f"'state', 'param_groups'), got {given}.")
+                f'{type(self).__name__}.load_state_dict: {error}') from None
         self.base_optimizer.load_state_dict(base)
         self._share_base_state()  # the base optimizer made new groups
         self.engine.restore_rho()

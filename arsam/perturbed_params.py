@@ -234,12 +234,6 @@ class PerturbedParams:
                 latent_e.append(e)
         return latent, latent_e
 
-    @property
-    def moved(self) -> bool:
-        """Whether :meth:`move` moved weights that :meth:`restore` has not
-        put back yet."""
-        return self._saved is not None
-
     @torch.no_grad()
     def move(self, latent: List[Tensor], perturbation: List[Tensor]) -> None:
         """``w += e`` for the latent weights and ``e`` that

@@ -123,17 +123,26 @@ def mix_psf_(grads: List[Tensor],
              psf: List[Tensor],
              coef: float,
              grad_scale: Optional[Tensor] = None,
-             psf_scale=1.0) -> None:
+             psf_scale=1.0,
+             stored: Optional[List[Optional[Tensor]]] = None):
     """ARSAM reuse (section 3): ``g <- g + coef * PSF`` in place.
 
-    ``psf`` holds ``PSF * psf_scale`` (:func:`psf_from_grads_`); when
-    ``grads`` carry an AMP loss scale the PSF is brought to the same scale
-    without reading either scale on the host.
+    ``psf`` holds ``PSF * psf_scale`` (:func:`psf_from_grads_`). With float
+    scales, one fused add. When ``grads`` carry an AMP loss scale (or
+    ``psf_scale`` is a tensor) the PSF is brought to their scale without
+    reading either scale on the host and without a copy: the tensors of
+    ``stored`` (the whole store, ``psf`` among them; ``psf`` when None;
+    None entries skipped) are rescaled in place to hold
+    ``coef * grad_scale * PSF`` and added.
+
+    Returns:
+        the ``psf_scale`` that the store holds afterwards.
     """
     if grad_scale is None and not isinstance(psf_scale, Tensor):
         torch._foreach_add_(grads, psf, alpha=coef / psf_scale)
-        return
-    factor = coef / psf_scale
-    if grad_scale is not None:
-        factor = factor * grad_scale
-    torch._foreach_add_(grads, torch._foreach_mul(psf, factor))
+        return psf_scale
+    factor = coef * (1.0 if grad_scale is None else grad_scale) / psf_scale
+    targets = psf if stored is None else [t for t in stored if t is not None]
+    torch._foreach_mul_(targets, factor)
+    torch._foreach_add_(grads, psf)
+    return psf_scale * factor

@@ -10,8 +10,8 @@ import torch
 from conftest import build_segmentor
 from mmengine.optim import AmpOptimWrapper, OptimWrapper, build_optim_wrapper
 
+from arsam._amp import grad_scale_of
 from arsam_mm.optim import AmpSAMOptimWrapper
-from arsam_mm.optim.amp import grad_scale_of
 
 
 def test_backward_counts_micro_batches_in_inner_count():

@@ -125,13 +125,13 @@ def test_rate_update_rejects_non_finite_statistics():
     policy = _poisoned(ARSAMPolicy(window=2, warmup_iters=0,
                                    schedule='paper'))
     with pytest.warns(UserWarning, match='non-finite'):
-        decisions = [policy.take_two_passes(0) for _ in range(6)]
+        decisions = [policy.take_two_passes() for _ in range(6)]
     assert policy.window_target == 1.0 and sum(decisions) == 3
 
 
 def test_budget_placement_ignores_non_finite_statistics():
     policy = _poisoned(ARSAMPolicy(window=2, warmup_iters=0, budget=0.5))
     policy.on_train_start(12)
-    decisions = [policy.take_two_passes(0) for _ in range(12)]
+    decisions = [policy.take_two_passes() for _ in range(12)]
     assert sum(decisions) == 6  # the budget, whatever the statistics say
-    assert math.isfinite(policy.budget.log_weight)
+    assert math.isfinite(policy.schedule_rule.budget.log_weight)

@@ -27,7 +27,7 @@ from arsam_mm.optim import (
 def test_looksam_schedule_and_reuse():
     policy = LookSAMPolicy(k=3, alpha=0.7)
     policy.bind(2)
-    assert [policy.take_two_passes(0) for _ in range(7)] == [
+    assert [policy.take_two_passes() for _ in range(7)] == [
         True, False, False, True, False, False, True]
     g = [torch.tensor([3.0, 0.0]), torch.tensor([4.0])]
     g_s = [torch.tensor([3.0, 2.0]), torch.tensor([5.0])]
@@ -64,7 +64,7 @@ def test_aesam_decisions_follow_the_paper():
     policy = AESAMPolicy(delta=delta, lambda1=l1, lambda2=l2)
     policy.on_train_start(n)
     norms = [1.0, 1.2, 0.8, 2.0, 1.0, 1.1, 3.0, 0.5, 0.9, 1.0, 2.5, 1.0]
-    got = [policy.decide_after_first_pass([torch.tensor([x])], None)
+    got = [policy.confirm_two_passes([torch.tensor([x])], None)
            for x in norms]
     assert got == _aesam_paper(norms, delta, l1, l2, n)
     assert 0 < sum(got) < n
@@ -75,7 +75,7 @@ def test_aesam_threshold_falls_so_sam_grows_late():
     norms = np.random.default_rng(0).lognormal(0.0, 0.3, n).tolist()
     policy = AESAMPolicy()  # lambda1=-1 (end), lambda2=1 (start)
     policy.on_train_start(n)
-    got = [policy.decide_after_first_pass([torch.tensor([x])], None)
+    got = [policy.confirm_two_passes([torch.tensor([x])], None)
            for x in norms]
     assert got == _aesam_paper(norms, 0.9, -1.0, 1.0, n)
     early, late = np.mean(got[:n // 4]), np.mean(got[-n // 4:])
@@ -84,14 +84,14 @@ def test_aesam_threshold_falls_so_sam_grows_late():
 
 def test_rst_probability_and_schedule():
     policy = RandomSAMPolicy(p=0.3, seed=4)
-    draws = [policy.take_two_passes(0) for _ in range(2000)]
+    draws = [policy.take_two_passes() for _ in range(2000)]
     assert abs(np.mean(draws) - 0.3) < 0.04
     gen = torch.Generator().manual_seed(4)
     replay = [float(torch.rand((), generator=gen)) < 0.3 for _ in range(2000)]
     assert draws == replay
     ramp = RandomSAMPolicy(p=0.0, p_end=1.0)
     ramp.on_train_start(1000)
-    draws = [ramp.take_two_passes(0) for _ in range(1000)]
+    draws = [ramp.take_two_passes() for _ in range(1000)]
     assert np.mean(draws[:200]) < 0.2 and np.mean(draws[-200:]) > 0.8
 
 
@@ -123,7 +123,7 @@ def test_peer_wrappers_train(tmp_path, shapes_root, type_name, extra,
 
 def test_periodic_sam_counts():
     policy = PeriodicSAMPolicy(k=3)
-    assert [policy.take_two_passes(0) for _ in range(7)] == [
+    assert [policy.take_two_passes() for _ in range(7)] == [
         True, False, False, True, False, False, True]
     grads = [torch.tensor([1.0, 2.0])]
     policy.on_one_pass_step(grads, None, None)  # no reuse: g untouched
@@ -135,19 +135,19 @@ def test_periodic_sam_fractional_period():
     floor((n - 1) / k) + 1 of the first n: with k = n / m, exactly m (an
     equal-budget control at any rate)."""
     policy = PeriodicSAMPolicy(k=1.6)
-    taken = [policy.take_two_passes(0) for _ in range(16)]
+    taken = [policy.take_two_passes() for _ in range(16)]
     assert sum(taken) == 10
     assert taken[:8] == [True, False, True, False, True, True, False, True]
     for n in range(1, 40):
         policy = PeriodicSAMPolicy(k=2.5)
-        assert sum(policy.take_two_passes(0) for _ in range(n)) == (
+        assert sum(policy.take_two_passes() for _ in range(n)) == (
             math.floor((n - 1) / 2.5) + 1)
     for m in range(1, 24):
         policy = PeriodicSAMPolicy(k=max(1.0, 1 / (m / 23)))
-        assert sum(policy.take_two_passes(0) for _ in range(23)) == m
+        assert sum(policy.take_two_passes() for _ in range(23)) == m
     # An integer-valued float is the integer period.
     policy = PeriodicSAMPolicy(k=3.0)
-    assert [policy.take_two_passes(0) for _ in range(7)] == [
+    assert [policy.take_two_passes() for _ in range(7)] == [
         True, False, False, True, False, False, True]
 
 
@@ -215,11 +215,11 @@ def test_late_phase_sam_takes_the_last_share_at_any_run_length():
         for n in (1, 2, 7, 10, 33, 250):
             policy = LatePhaseSAMPolicy(share=share)
             policy.on_train_start(n)
-            taken = [policy.take_two_passes(0) for _ in range(n)]
+            taken = [policy.take_two_passes() for _ in range(n)]
             sam = math.floor(share * n)
             assert taken == [False] * (n - sam) + [True] * sam, (share, n)
     with pytest.raises(RunLengthUnknownError, match='max_steps'):
-        LatePhaseSAMPolicy().take_two_passes(0)
+        LatePhaseSAMPolicy().take_two_passes()
 
 
 def test_plain_late_phase_sam_runs_the_second_pass_late_only():

@@ -154,15 +154,22 @@ def test_state_dict_resumes_exactly():
         assert torch.equal(a, b)
 
 
-def test_grad_scaler_and_a_missing_closure_are_refused_by_name():
+def test_a_step_without_a_first_pass_says_how_to_run_one():
+    """A GradScaler loop that forgot ``first_pass()`` (or a bare
+    ``step()``) is told what the two-step API is."""
     model, _ = _toy()
     optimizer = SAM(model, torch.optim.SGD(model.parameters(), lr=0.1))
     scaler = torch.amp.GradScaler('cpu')
     x = torch.randn(64, 8)
     scaler.scale(model(x).square().mean()).backward()
-    with pytest.raises(RuntimeError, match='GradScaler'):
+    with pytest.raises(RuntimeError, match=r'first_pass\(\).*GradScaler'):
         scaler.step(optimizer)
     with pytest.raises(RuntimeError, match='closure'):
+        optimizer.step()
+    # A two-pass step whose loop did not ask for the second pass.
+    with optimizer.first_pass():
+        model(x).square().mean().backward()
+    with pytest.raises(RuntimeError, match='takes_second_pass'):
         optimizer.step()
 
 

@@ -70,17 +70,21 @@ def test_every_wrapper_family_resumes_exactly(tmp_path, shapes_root,
 RELEASE_0_1 = Path(__file__).parent / 'data' / 'release_0.1'
 
 
-@pytest.mark.parametrize('name, wrapper', [
-    ('arsam', _ARSAM),
+@pytest.mark.parametrize('name, wrapper, atol', [
+    ('arsam', _ARSAM, 1e-5),
     ('amp_arsam', dict(_ARSAM, type='AmpARSAMOptimWrapper',
-                       loss_scale='dynamic')),
+                       loss_scale='dynamic'), 1e-2),
 ])
 def test_a_checkpoint_of_release_0_1_resumes_exactly(tmp_path, shapes_root,
-                                                     name, wrapper):
+                                                     name, wrapper, atol):
     """``iter_7.pth`` and the weights at iteration 14 were written by
     release 0.1 (before the engine split and the renames: its ARSAM state
     says ``psf`` and ``rate``) with this file's ``_runner``. Resumed by
-    this release, the run ends on release 0.1's weights, bit for bit."""
+    this release, the run takes the same SAM iterations and ends on
+    release 0.1's weights: bit for bit on the CPU that wrote them, within
+    float rounding on another (measured on an AMD EPYC: 5e-7 in fp32,
+    5e-3 under bfloat16 autocast; a wrong random stream moves them by
+    2e-2). ``test_migrations.py`` checks the translated state itself."""
     # psf_average=1: release 0.1's reuse rule (the default changed in 0.3).
     resumed = _runner(tmp_path, dict(wrapper, psf_average=1.0),
                       root=shapes_root, resume=True,
@@ -91,4 +95,8 @@ def test_a_checkpoint_of_release_0_1_resumes_exactly(tmp_path, shapes_root,
     final = torch.load(RELEASE_0_1 / f'{name}_final_weights.pth',
                        weights_only=True)
     for key, value in resumed.model.state_dict().items():
-        assert torch.equal(value, final[key]), key
+        if value.is_floating_point():
+            torch.testing.assert_close(value, final[key], atol=atol,
+                                       rtol=0, msg=key)
+        else:
+            assert torch.equal(value, final[key]), key

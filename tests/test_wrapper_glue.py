@@ -76,7 +76,8 @@ def test_optimizer_state_keeps_its_own_key(seg_batches):
     state = wrapper.state_dict()
     assert set(state) >= {'state', 'param_groups', 'sam_state'}
     sam = state['sam_state']
-    assert len(sam['policy']['scaled_psf']) == len(list(model.parameters()))
+    assert len(sam['policy']['reuse']['scaled_psf']) == len(
+        list(model.parameters()))
     assert sam['sam_iters'] == 1 and 'generator' in sam['policy']
 
 

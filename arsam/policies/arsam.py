@@ -26,6 +26,7 @@ from torch import Tensor
 
 from .. import _log
 from .._checks import ConfigError, check_number
+from ..migrations import arsam_policy_state
 from ..sam_math import psf_from_grads_, tensor_norms
 from .arsam_schedules import BudgetSchedule, PaperSchedule
 from .base import FiniteCheck, TwoPassPolicy
@@ -37,16 +38,6 @@ __all__ = ['ARSAMPolicy']
 
 SCHEDULES = ('budget', 'paper')
 DEFAULT_BUDGET = 0.2  # (1 + 0.2) / 2 = 0.6 of SAM's passes
-
-#: Arguments of earlier releases, and what to do instead.
-REMOVED_ARGUMENTS = dict(
-    reuse="ARSAM mixes the stored PSF (the former reuse='decay'); 'scaled' "
-    "and 'stale' were studied and removed (docs/benchmarks.md). Remove it",
-    stat_layers='it counted tensors: it is now stat_tensors. Rename it',
-    min_p="it belonged to the removed schedule='relative'. Remove it",
-    reference_iters="it belonged to the removed schedule='relative'. Remove "
-    'it')
-
 
 class ARSAMPolicy(TwoPassPolicy):
     """Adaptive SAM-iteration sampling with PSF reuse (ARSAM).
@@ -88,8 +79,6 @@ class ARSAMPolicy(TwoPassPolicy):
         seed (int): seed of the policy's own generator (same on all ranks).
     """
 
-    removed_arguments = REMOVED_ARGUMENTS
-
     def __init__(self,
                  window: int = 50,
                  warmup_iters: Optional[int] = None,
@@ -126,12 +115,6 @@ class ARSAMPolicy(TwoPassPolicy):
             raise ConfigError(
                 'max_p', f'window * max_p = {window * max_p} allows no SAM '
                 'iteration in a window', 'Raise max_p or window.')
-        if schedule == 'relative':
-            raise ConfigError(
-                'schedule', "schedule='relative' was removed: its cost "
-                "followed the run and it kept 0.80 of SAM's gain where "
-                "'budget' kept 0.97 (docs/benchmarks.md)",
-                "Use schedule='budget' (the default) or 'paper'.")
         if schedule not in SCHEDULES:
             raise ConfigError(
                 'schedule', f'unknown ARSAM schedule {schedule!r}',
@@ -159,13 +142,11 @@ class ARSAMPolicy(TwoPassPolicy):
         self.warmup_iters = warmup_iters
         self.warmup_epochs = warmup_epochs
         self.schedule = schedule
-        self.budget = None
         self.needs_run_length = schedule == 'budget'
         if schedule == 'budget':
-            self.budget = SAMBudget(
+            self.schedule_rule = BudgetSchedule(SAMBudget(
                 DEFAULT_BUDGET if budget is None else budget, window, max_p,
-                placement, a1, a2, tail)
-            self.schedule_rule = BudgetSchedule(self.budget, window)
+                placement, a1, a2, tail), window)
         else:
             self.schedule_rule = PaperSchedule(window, a1, a2, window * max_p)
         self.statistics = PSFStatistics(window, blocks, stat_tensors,
@@ -212,8 +193,8 @@ class ARSAMPolicy(TwoPassPolicy):
             _log.info(
                 f'ARSAM: warmup_epochs={self.warmup_epochs} is '
                 f'{self.warmup_iters} iterations ({epoch_length} per epoch).')
-        if self.budget is not None and max_iters:
-            self.warmup_iters = self.budget.start(max_iters, self.warmup_iters)
+        self.warmup_iters = self.schedule_rule.start(max_iters,
+                                                     self.warmup_iters)
 
     def _in_warmup(self) -> bool:
         if self.warmup_iters is None:
@@ -222,11 +203,10 @@ class ARSAMPolicy(TwoPassPolicy):
                 'start of training (on_train_start), which has not run.')
         return self.iteration < self.warmup_iters
 
-    def take_two_passes(self, epoch: int) -> bool:
+    def take_two_passes(self) -> bool:
         # One draw per iteration, warm-up included, so the stream of
         # decisions depends only on the seed and the iteration count.
         draw = float(torch.rand((), generator=self.generator))
-        self.schedule_rule.check_ready()
         iteration, in_warmup = self.iteration, self._in_warmup()
         self.iteration += 1
         return self.schedule_rule.take(iteration, in_warmup, draw,
@@ -283,33 +263,17 @@ class ARSAMPolicy(TwoPassPolicy):
     def state_dict(self) -> dict:
         return dict(
             iteration=self.iteration,
-            **self.schedule_rule.windows.state_dict(),
-            budget=None if self.budget is None else self.budget.state_dict(),
+            **self.schedule_rule.state_dict(),
             changes=dict(self._changes),
             generator=self.generator.get_state(),
-            **self.reuse.state_dict(),
-            **self.statistics.state_dict())
+            reuse=self.reuse.state_dict(),
+            statistics=self.statistics.state_dict())
 
     def load_state_dict(self, state: dict, device=None) -> None:
-        state = _from_release_0_1(state)
+        state = arsam_policy_state(state)
         self.iteration = state['iteration']
-        self.schedule_rule.windows.load_state_dict(state)
-        self.reuse.load_state_dict(state, device)
-        if self.budget is not None and state.get('budget') is not None:
-            self.budget.load_state_dict(state['budget'])
-        self.statistics.load_state_dict(state, device)
-        self._changes = dict(state.get('changes', self._changes))
+        self.schedule_rule.load_state_dict(state)
+        self.reuse.load_state_dict(state['reuse'], device)
+        self.statistics.load_state_dict(state['statistics'], device)
+        self._changes = dict(state.get('changes') or self._changes)
         self.generator.set_state(state['generator'])
-
-
-def _from_release_0_1(state: dict) -> dict:
-    """An ARSAM state of release 0.1 in today's keys (the one place that
-    knows them; tests/test_resume.py resumes a 0.1 checkpoint exactly):
-    the window target was 'rate', the stored PSF 'psf', unscaled."""
-    if 'window_target' in state:
-        return state
-    state = dict(state)
-    state['window_target'] = state.pop('rate')
-    state['scaled_psf'] = state.pop('psf')
-    state.setdefault('psf_scale', 1.0)
-    return state

@@ -16,7 +16,7 @@ window).
 """
 import math
 import warnings
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 from .budget import SAMBudget
 
@@ -75,12 +75,16 @@ class BudgetSchedule:
         self.budget = budget
         self.windows = WindowDraw(window)
 
-    def check_ready(self) -> None:
-        self.budget.require_run_length()
+    def start(self, max_iters: Optional[int], warmup_iters: int) -> int:
+        """The run's length; returns the warm-up, cut to the budget."""
+        if not max_iters:
+            return warmup_iters
+        return self.budget.start(max_iters, warmup_iters)
 
     def take(self, iteration: int, in_warmup: bool, draw: float,
              changes: Changes) -> bool:
         budget, windows = self.budget, self.windows
+        budget.require_run_length()
         if budget.left <= 0:
             take = False
         elif in_warmup or budget.must_take(iteration):
@@ -95,6 +99,15 @@ class BudgetSchedule:
         budget.record(take)
         return take
 
+    def state_dict(self) -> dict:
+        return dict(windows=self.windows.state_dict(),
+                    budget=self.budget.state_dict())
+
+    def load_state_dict(self, state: dict) -> None:
+        self.windows.load_state_dict(state['windows'])
+        if state.get('budget') is not None:
+            self.budget.load_state_dict(state['budget'])
+
 
 class PaperSchedule:
     """The authors' rule: the window target follows the statistics."""
@@ -103,8 +116,8 @@ class PaperSchedule:
         self.windows = WindowDraw(window)
         self.a1, self.a2, self.max_target = a1, a2, max_target
 
-    def check_ready(self) -> None:
-        pass
+    def start(self, max_iters: Optional[int], warmup_iters: int) -> int:
+        return warmup_iters  # no budget: the cost follows the statistics
 
     def take(self, iteration: int, in_warmup: bool, draw: float,
              changes: Changes) -> bool:
@@ -126,3 +139,9 @@ class PaperSchedule:
                           f'dv={d_v}); the target stays at {windows.target}.')
             return
         windows.target = min(max(target, 1.0), self.max_target)
+
+    def state_dict(self) -> dict:
+        return dict(windows=self.windows.state_dict(), budget=None)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.windows.load_state_dict(state['windows'])

@@ -13,10 +13,11 @@ Once per run:
 
 Per optimizer step (one accumulation cycle):
 
-1. :meth:`take_two_passes`, before the forward (DDP must know then). A
-   policy that can only decide from the first-pass gradient returns
-   ``None`` and answers :meth:`decide_after_first_pass` after the first
-   backward instead (its first pass is then always all-reduced).
+1. :meth:`take_two_passes`, before the forward (DDP must know then):
+   whether the step may take two passes. A policy that decides from the
+   first-pass gradient (``decides_after_first_pass``, AE-SAM) answers True
+   here and :meth:`confirm_two_passes` after the first backward; its first
+   pass is then always all-reduced.
 2. A one-pass step: after its backward, :meth:`on_one_pass_step` with
    ``g``, which it may edit in place before the base optimizer steps.
 3. A two-pass (SAM) step, after the first backward:
@@ -69,13 +70,18 @@ class TwoPassPolicy:
         per epoch (one pass over the train dataloader)."""
         self.max_iters = max_iters
 
-    def take_two_passes(self, epoch: int) -> Optional[bool]:
+    #: Whether :meth:`confirm_two_passes` decides after the first pass.
+    decides_after_first_pass = False
+
+    def take_two_passes(self) -> bool:
         raise NotImplementedError
 
-    def decide_after_first_pass(self, grads: List[Tensor],
-                                grad_scale: Optional[Tensor]) -> bool:
-        """Only for policies whose :meth:`take_two_passes` said ``None``."""
-        raise NotImplementedError
+    def confirm_two_passes(self, grads: List[Tensor],
+                           grad_scale: Optional[Tensor]) -> bool:
+        """After the first backward, for a policy that
+        ``decides_after_first_pass``: whether the step takes its second
+        pass after all."""
+        return True
 
     def keep_first_grads(self, grads: List[Tensor],
                          index: Optional[List[int]]) -> Optional[List[Tensor]]:
@@ -114,13 +120,17 @@ class TwoPassPolicy:
 class AlwaysSAMPolicy(TwoPassPolicy):
     """Plain SAM/ASAM: every iteration takes two passes."""
 
-    def take_two_passes(self, epoch: int) -> bool:
+    def take_two_passes(self) -> bool:
         return True
 
 
 def build_policy(policy_cls, kwargs: dict):
     """Build ``policy_cls`` from its arguments in ``kwargs``, which are
-    taken out of it (the rest belongs to the optimizer or wrapper)."""
-    return policy_cls(**{name: kwargs.pop(name)
-                         for name in policy_argument_names(policy_cls)
-                         if name in kwargs})
+    taken out of it (the rest belongs to the optimizer or wrapper); a
+    value of an earlier release is refused first (``migrations.py``)."""
+    from ..migrations import refuse_removed_values
+    arguments = {name: kwargs.pop(name)
+                 for name in policy_argument_names(policy_cls)
+                 if name in kwargs}
+    refuse_removed_values(policy_cls.__name__, arguments)
+    return policy_cls(**arguments)

@@ -73,12 +73,6 @@ class SAMBudget:
 
     def __init__(self, budget: float, window: int, max_p: float,
                  placement: str, a1: float, a2: float, tail: float = 0.0):
-        if placement in ('front', 'late'):
-            raise ConfigError(
-                'placement', f'placement={placement!r} was removed (studied '
-                'in docs/benchmarks.md: no better than the others)',
-                "Use 'adaptive' (the default) or 'uniform'; for two-pass "
-                "iterations at the end of the run set tail, e.g. tail=0.5.")
         if placement not in PLACEMENTS:
             raise ConfigError(
                 'placement', f'unknown budget placement {placement!r}',
@@ -137,7 +131,7 @@ class SAMBudget:
         return self.left > 0 and (remaining <= self.tail_iters
                                   or self.left >= remaining)
 
-    def _weight(self, iteration: int, d_r: float, d_v: float) -> float:
+    def _weight(self, d_r: float, d_v: float) -> float:
         if self.placement == 'adaptive':
             step = self.a1 * d_r + self.a2 * d_v
             if math.isfinite(step):
@@ -156,7 +150,7 @@ class SAMBudget:
         if remaining <= 0 or left <= 0:
             return 0
         length = min(self.window, remaining)
-        wanted = (left / remaining * self._weight(iteration, d_r, d_v) *
+        wanted = (left / remaining * self._weight(d_r, d_v) *
                   length + self.credit)
         quota = int(math.floor(wanted))
         self.credit = wanted - quota

@@ -51,7 +51,7 @@ class LatePhaseSAMPolicy(TwoPassPolicy):
             f'{sam_steps} of {max_iters} steps take two passes '
             f"({passes_vs_sam(sam_steps / max_iters):.2f}x SAM's passes).")
 
-    def take_two_passes(self, epoch):
+    def take_two_passes(self):
         if self.switch_at is None:
             raise run_length_unknown('Late-phase SAM', 'share')
         take = self.iteration >= self.switch_at

@@ -46,7 +46,7 @@ class LookSAMPolicy(TwoPassPolicy):
         self.iteration = 0
         self.direction = None
 
-    def take_two_passes(self, epoch):
+    def take_two_passes(self):
         take = self.iteration % self.k == 0
         self.iteration += 1
         return take
@@ -129,10 +129,14 @@ class AESAMPolicy(TwoPassPolicy):
         frac = min(1.0, t / total) if total else 0.0
         return frac * self.lambda1 + (1.0 - frac) * self.lambda2
 
-    def take_two_passes(self, epoch):
-        return None  # decided from this iteration's gradient norm
+    #: SAM or not is decided from this iteration's gradient norm: every
+    #: step prepares a second pass, and its first pass is all-reduced.
+    decides_after_first_pass = True
 
-    def decide_after_first_pass(self, grads, grad_scale):
+    def take_two_passes(self):
+        return True
+
+    def confirm_two_passes(self, grads, grad_scale):
         sq_norm = global_norm(grads)**2
         if grad_scale is not None:
             sq_norm = sq_norm / grad_scale**2
@@ -177,7 +181,7 @@ class RandomSAMPolicy(TwoPassPolicy):
         self.iteration = 0
         self.max_iters = None
 
-    def take_two_passes(self, epoch):
+    def take_two_passes(self):
         p_t = self.p
         if self.p_end is not None:
             p_t += (self.p_end - self.p) * _progress(self.iteration,
@@ -213,7 +217,7 @@ class PeriodicSAMPolicy(TwoPassPolicy):
         self.k = k
         self.iteration = 0
 
-    def take_two_passes(self, epoch):
+    def take_two_passes(self):
         # floor((i - 1) / k) is -1 at i = 0: the first iteration is one.
         i, self.iteration = self.iteration, self.iteration + 1
         return math.floor(i / self.k) > math.floor((i - 1) / self.k)

@@ -132,17 +132,8 @@ class PSFReuse:
         if any(t is None for t in psf):
             keep = [i for i, t in enumerate(psf) if t is not None]
             grads, psf = pick(grads, keep), pick(psf, keep)
-        if grad_scale is None and not isinstance(self.psf_scale, Tensor):
-            mix_psf_(grads, psf, self.coef, grad_scale, self.psf_scale)
-            return
-        factor = self.coef * (1.0 if grad_scale is None else
-                              grad_scale) / self.psf_scale
-        # Without a scaled copy: every stored tensor is rescaled in place
-        # (so they keep one psf_scale) and added as it is.
-        torch._foreach_mul_([t for t in self.scaled_psf if t is not None],
-                            factor)
-        self.psf_scale = self.psf_scale * factor
-        torch._foreach_add_(grads, psf)
+        self.psf_scale = mix_psf_(grads, psf, self.coef, grad_scale,
+                                  self.psf_scale, stored=self.scaled_psf)
 
     def stored_psf(self) -> Optional[List[Optional[Tensor]]]:
         """The stored PSF ``g_s - g`` in unscaled units (new tensors)."""

@@ -63,8 +63,6 @@ class PSFStatistics:
         self.counts = dict(r=0, s=0, v=0)
         #: ``psf_norm`` and ``psf_ratio`` of the last SAM iteration.
         self.last: Dict[str, Tensor] = {}
-        #: ``||g||`` (unscaled) of the last SAM iteration.
-        self.grad_norm: Optional[Tensor] = None
 
     def _push(self, key: str, value: Tensor) -> None:
         buf = self.history[key]
@@ -94,7 +92,6 @@ class PSFStatistics:
         first_norm = torch.linalg.vector_norm(first_norms)
         self.last = dict(psf_norm=psf_norm / unscale,
                          psf_ratio=psf_norm / first_norm.clamp_min(TINY))
-        self.grad_norm = first_norm / unscale
 
     def changes(self) -> Tuple[float, float]:
         """``(dr, dv)``, read back to the host."""
@@ -111,7 +108,7 @@ class PSFStatistics:
 
     def state_dict(self) -> dict:
         return dict(history=dict(self.history), counts=dict(self.counts),
-                    last=dict(self.last), sam_grad_norm=self.grad_norm)
+                    last=dict(self.last))
 
     def load_state_dict(self, state: dict, device=None) -> None:
         self.history = {k: to_device(v, device)
@@ -119,4 +116,3 @@ class PSFStatistics:
         self.counts = dict(state['counts'])
         self.last = {k: to_device(v, device)
                      for k, v in state['last'].items()}
-        self.grad_norm = to_device(state.get('sam_grad_norm'), device)

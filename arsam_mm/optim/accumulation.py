@@ -21,8 +21,8 @@ class AccumulationCycle:
     """The state of the accumulation cycle in progress.
 
     Attributes:
-        two_pass (bool | None): the cycle's decision; None: decided after
-            the first pass (AE-SAM). Meaningful while :attr:`is_open`.
+        two_pass (bool): the cycle's decision (whether it may take two
+            passes). Meaningful while :attr:`is_open`.
         batches (list): the micro-batches recorded for the second pass.
         loss (Tensor): the sum of the micro-batches' (divided) losses.
         micro (int): micro-batches seen in this cycle.
@@ -32,10 +32,10 @@ class AccumulationCycle:
 
     def __init__(self):
         self.is_open = False
-        self.two_pass: Optional[bool] = None
+        self.two_pass = False
         self.end()
 
-    def open(self, two_pass: Optional[bool]) -> None:
+    def open(self, two_pass: bool) -> None:
         self.is_open = True
         self.two_pass = two_pass
 

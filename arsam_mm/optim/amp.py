@@ -14,18 +14,12 @@ import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from torch import Tensor
 
+from arsam._amp import grad_scale_of
+
 from ._checks import ConfigError
 from .sam_optim_wrapper import SharpnessAwareMixin
 
-__all__ = ['AmpOnAnyDevice', 'AmpSharpnessAwareMixin', 'grad_scale_of']
-
-
-def grad_scale_of(loss_scaler) -> Tensor:
-    """The loss scale the gradients carry, as a tensor on their device,
-    without a host sync. ``GradScaler._scale`` is private: mmengine itself
-    has no public device-side accessor (``get_scale()`` reads it back);
-    ``tests/test_mmengine_contract.py`` fails if torch renames it."""
-    return loss_scaler._scale
+__all__ = ['AmpOnAnyDevice', 'AmpSharpnessAwareMixin']
 
 
 class AmpOnAnyDevice(AmpOptimWrapper):
@@ -80,6 +74,4 @@ class AmpSharpnessAwareMixin(SharpnessAwareMixin):
         return autocast(dtype=self.cast_dtype)
 
     def _grad_scale(self) -> Optional[Tensor]:
-        if not self.loss_scaler.is_enabled():
-            return None
         return grad_scale_of(self.loss_scaler)

@@ -5,11 +5,12 @@
 and then call ``optim_wrapper.update_params(loss)``. The mixin uses
 exactly that contract (``docs/design.md``):
 
-* ``optim_context`` asks the engine whether this step takes two passes,
-  and if so records the preprocessed batch with a temporary forward hook on
-  ``data_preprocessor`` (re-running it would redraw random batch
-  augmentations) and, under DDP, runs the first pass without gradient
-  all-reduce unless ``sync_first_pass=True`` (local SAM, as in the paper);
+* ``optim_context`` enters the engine's first pass (the step's decision;
+  under DDP a two-pass step's first pass runs without gradient all-reduce
+  unless ``sync_first_pass=True``: local SAM, as in the paper) and, for a
+  step that may take two passes, records the preprocessed batch with a
+  temporary forward hook on ``data_preprocessor`` (re-running it would
+  redraw random batch augmentations);
 * ``update_params`` is mmengine's template (scale, backward, and on the
   last micro-batch: step, zero_grad); before the step the engine runs the
   second pass through the (wrapped) model at the perturbed weights, or the
@@ -29,7 +30,6 @@ from torch import Tensor, nn
 
 from arsam import _dist
 from arsam.policies import TwoPassPolicy, build_policy
-from arsam.saq import record_quantized_grads
 
 from ._checks import refuse_update_without_context
 from .accumulation import AccumulationCycle
@@ -85,10 +85,8 @@ class SharpnessAwareMixin(EngineGlue):
         self.sync_first_pass = sync_first_pass
         self.cycle = AccumulationCycle()
         self._in_step = False  # optim_context ran, update_params to come
-        self._local_first_pass = False
         self._max_iters_given: Optional[int] = None
         self._first_iter = 0  # where the run (re)starts
-        self._started = False
         self._run_max_iters: Optional[int] = None
         self.scalars = SAMScalars(type(self).__name__)
 
@@ -99,11 +97,10 @@ class SharpnessAwareMixin(EngineGlue):
         self._max_iters_given = max_counts
         self._first_iter = init_counts
 
-    def _start_run(self) -> None:
+    def _run_length(self):
         """The run's length in optimizer steps (one per accumulation
         cycle), at the first step of a run, resume included, from what
         mmengine publishes (``run_info.py``)."""
-        self._started = True
         max_iters, epoch_length = training_run_length(self.message_hub,
                                                       self._max_iters_given)
         self._run_max_iters = max_iters
@@ -111,41 +108,39 @@ class SharpnessAwareMixin(EngineGlue):
         steps = None if max_iters is None else -(-max_iters // counts)
         if epoch_length is not None:
             epoch_length = -(-epoch_length // counts)
-        self.engine.start_run(steps, epoch_length, self._first_iter // counts)
         self.cycle.warn_if_resumed_inside(type(self).__name__,
                                           self._inner_count % counts)
+        return steps, epoch_length, self._first_iter // counts
 
     @contextmanager
     def optim_context(self, model: nn.Module):
         self._bind(model)
-        if not self._started:
-            self._start_run()
-        if not self.cycle.is_open:
-            # The cycle's first micro-batch: one decision for all of it, so
-            # that DDP knows at once which micro-batches skip all-reduce.
-            epoch = self.message_hub.get_info('epoch', 0) or 0
-            self.cycle.open(self.engine.take_two_passes(epoch))
-        self._in_step = True
-        if self.cycle.two_pass is False:
-            with super().optim_context(model):
-                yield
-            return
-        # Undecided (None) steps may turn into SAM ones: capture the batch,
-        # but all-reduce the first pass as a one-pass step needs.
-        self._local_first_pass = bool(
-            self.cycle.two_pass and not self.sync_first_pass
-            and hasattr(model, 'no_sync') and _dist.world_size() > 1)
-        handle = self._inner.data_preprocessor.register_forward_hook(
-            lambda module, inputs, output: self.cycle.record_batch(output))
-        record_quantized_grads(self.engine.perturbed, True)
-        try:
-            no_sync = model.no_sync() if self._local_first_pass else (
-                nullcontext())
-            with no_sync, super().optim_context(model):
-                yield
-        finally:
-            handle.remove()
-            record_quantized_grads(self.engine.perturbed, False)
+        # The cycle's first micro-batch asks for a decision, for all of it
+        # (DDP must know at once which micro-batches skip all-reduce); the
+        # others, and a cycle resumed in its middle, keep it.
+        decided = self.cycle.two_pass if self.cycle.is_open else None
+        with self.engine.first_pass(
+                model, inner=self._inner, run_length=self._run_length,
+                sync_first_pass=self.sync_first_pass,
+                decided=decided) as plan:
+            if not self.cycle.is_open:
+                self.cycle.open(plan.two_pass)
+            self._in_step = True
+            if not plan.two_pass:
+                with super().optim_context(model):
+                    yield
+                return
+            # The preprocessed batch, for the second pass at w + e
+            # (re-running the preprocessor would redraw its random
+            # augmentations).
+            handle = self._inner.data_preprocessor.register_forward_hook(
+                lambda module, inputs, output: self.cycle.record_batch(
+                    output))
+            try:
+                with super().optim_context(model):
+                    yield
+            finally:
+                handle.remove()
 
     def _forward_context(self):  # autocast in the AMP twin
         return nullcontext()
@@ -166,9 +161,9 @@ class SharpnessAwareMixin(EngineGlue):
         if self.should_update():
             two_pass, sharpness = self.engine.update(
                 self.cycle.loss, self._second_pass,
-                two_pass=self.cycle.two_pass, grad_scale=self._grad_scale(),
-                local_first_pass=self._local_first_pass)
-            self.engine.count_iteration(self.cycle.micro * int(bool(two_pass)))
+                grad_scale=self._grad_scale())
+            self.engine.count_iteration(self.cycle.micro * int(two_pass))
+            self.engine.close_step()
             self.cycle.end()
             self._log(two_pass, sharpness)
             self.step(**(step_kwargs or {}))
