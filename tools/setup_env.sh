@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
 PY=${PYTHON:-python3}
-STAMP=$VENV/.arsam_mm_stack_v4
+STAMP=$VENV/.arsam_mm_stack_v5
 
-if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import arsam, arsam_mm, mmseg, mmpose, mmpretrain, onnxruntime, albumentations" 2>/dev/null; then
+if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import arsam, arsam_mm, mmseg, mmpose, mmpretrain, onnxruntime, albumentations, accelerate" 2>/dev/null; then
   echo "[setup] reusing $VENV"
   exit 0
 fi
@@ -31,6 +31,9 @@ $PIP install -q 'pydantic>=2.9.2' 'stringzilla>=3.10.4' 'simsimd>=5.9.2'
 # xtcocotools' wheel is built against numpy 1.x; rebuild it for numpy 2.
 $PIP install -q --no-build-isolation --no-binary xtcocotools --force-reinstall \
   --no-deps 'xtcocotools==1.14.3'
+# Test-only: a third-party trainer that drives the plain optimizer's
+# two-step API (tests/test_two_step_api.py).
+$PIP install -q 'accelerate==1.16.0'
 $PIP install -q --no-deps -e .
 "$VENV/bin/python" -c "import arsam_mm, mmseg, mmpose, mmpretrain, albumentations; print('[setup] ok')"
 touch "$STAMP"
