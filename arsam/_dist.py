@@ -6,6 +6,8 @@ import torch.distributed as dist
 from torch import Tensor
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
+from .sam_math import device_dtype_groups
+
 
 def world_size() -> int:
     if dist.is_available() and dist.is_initialized():
@@ -19,10 +21,14 @@ def all_reduce_mean_(tensors: List[Tensor]) -> None:
     size = world_size()
     if size == 1 or not tensors:
         return
-    flat = _flatten_dense_tensors(tensors)
-    dist.all_reduce(flat)
-    flat.div_(size)
-    torch._foreach_copy_(tensors, _unflatten_dense_tensors(flat, tensors))
+    groups = device_dtype_groups(tensors)
+    # One flat buffer per (device, dtype): a split model's tensors cannot
+    # be concatenated.
+    for group in ([tensors] if groups is None else [g for g, _ in groups]):
+        flat = _flatten_dense_tensors(group)
+        dist.all_reduce(flat)
+        flat.div_(size)
+        torch._foreach_copy_(group, _unflatten_dense_tensors(flat, group))
 
 
 def all_ranks_true_each(flags: Tensor) -> List[bool]:

@@ -4,15 +4,23 @@ Pure functions over lists of tensors built on ``torch._foreach_*``: no
 Python loop over parameters, no host synchronisation. The numbered steps
 refer to ``docs/algorithms.md`` (SAM: Foret et al., ICLR 2021; ASAM: Kwon et al.,
 ICML 2021; PSF: Deng & Pang, arXiv 2510.03763, section 3).
+
+A model split across devices (pipeline parallel, ``device_map``) gives
+lists on several devices: norms and the products with a norm-derived
+0-dim tensor are then taken per (device, dtype) group, as ``torch.optim``
+groups its foreach steps (``torch.utils._foreach_utils``, one C++ pass);
+one group, the common case, takes the plain path.
 """
 from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.utils._foreach_utils import _group_tensors_by_device_and_dtype
 
 __all__ = [
     'tensor_norms', 'global_norm', 'dot', 'sam_perturbation', 'clone_tensors',
-    'psf_from_grads_', 'mix_psf_', 'passes_vs_sam', 'TINY'
+    'psf_from_grads_', 'mix_psf_', 'passes_vs_sam', 'foreach_scalar',
+    'device_dtype_groups', 'TINY'
 ]
 
 #: The floor of a norm that divides (``clamp_min``).
@@ -25,10 +33,51 @@ def passes_vs_sam(sam_rate: float) -> float:
     return (1 + sam_rate) / 2
 
 
+def device_dtype_groups(
+        tensors: List[Tensor]) -> Optional[List[Tuple[List[Tensor], List[int]]]]:
+    """``(tensors, positions)`` per (device, dtype), or None when all
+    share one device and dtype."""
+    grouped = _group_tensors_by_device_and_dtype([tensors], with_indices=True)
+    if len(grouped) == 1:
+        return None
+    return [(lists[0], positions) for lists, positions in grouped.values()]
+
+
+def _per_group(tensors: List[Tensor], factor: Tensor, op) -> List[Tensor]:
+    """``op(group, factor on the group's device)`` per group, the results
+    back in the order of ``tensors``."""
+    out: List[Optional[Tensor]] = [None] * len(tensors)
+    for group, positions in device_dtype_groups(tensors):
+        results = op(group, factor.to(group[0].device))
+        for position, result in zip(positions, results or group):
+            out[position] = result
+    return out
+
+
+def foreach_scalar(op, tensors: List[Tensor], factor):
+    """``op(tensors, factor)`` for a ``torch._foreach_*`` op and a float or
+    0-dim tensor ``factor``, which is brought to each device of a split
+    model (the results in the order of ``tensors``)."""
+    if isinstance(factor, Tensor) and device_dtype_groups(tensors):
+        return _per_group(tensors, factor, op)
+    return op(tensors, factor)
+
+
 def tensor_norms(tensors: List[Tensor]) -> Tensor:
     """The L2 norm of each of ``tensors``, as a 1-D tensor (one pass);
-    ``vector_norm`` of it, or of a slice, is the norm of those together."""
-    return torch.stack(torch._foreach_norm(tensors))
+    ``vector_norm`` of it, or of a slice, is the norm of those together.
+    Norms of a split model's tensors are gathered on the first one's
+    device."""
+    groups = device_dtype_groups(tensors)
+    if groups is None:
+        return torch.stack(torch._foreach_norm(tensors))
+    device = tensors[0].device
+    out: List[Optional[Tensor]] = [None] * len(tensors)
+    for group, positions in groups:
+        norms = torch.stack(torch._foreach_norm(group)).to(device)
+        for position, norm in zip(positions, norms.unbind()):
+            out[position] = norm
+    return torch.stack(out)
 
 
 def global_norm(tensors: List[Tensor]) -> Tensor:
@@ -92,11 +141,12 @@ def sam_perturbation(
         norm = global_norm(scaled_grads)
         torch._foreach_mul_(scaled_grads, scale)
         perturbation = scaled_grads
-        torch._foreach_mul_(perturbation, rho / (norm + eps))
+        foreach_scalar(torch._foreach_mul_, perturbation, rho / (norm + eps))
     else:
         if norm is None:
             norm = global_norm(grads)
-        perturbation = torch._foreach_mul(grads, rho / (norm + eps))
+        perturbation = foreach_scalar(torch._foreach_mul, grads,
+                                      rho / (norm + eps))
     return perturbation, norm
 
 
@@ -143,6 +193,6 @@ def mix_psf_(grads: List[Tensor],
         return psf_scale
     factor = coef * (1.0 if grad_scale is None else grad_scale) / psf_scale
     targets = psf if stored is None else [t for t in stored if t is not None]
-    torch._foreach_mul_(targets, factor)
+    foreach_scalar(torch._foreach_mul_, targets, factor)
     torch._foreach_add_(grads, psf)
     return psf_scale * factor

@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 
 from .._checks import check_number
-from ..sam_math import TINY, clone_tensors, dot, global_norm
+from ..sam_math import TINY, clone_tensors, dot, foreach_scalar, global_norm
 from .base import TwoPassPolicy
 
 __all__ = ['LookSAMPolicy', 'AESAMPolicy', 'RandomSAMPolicy', 'PeriodicSAMPolicy']
@@ -67,9 +67,10 @@ class LookSAMPolicy(TwoPassPolicy):
         # the loss scale of AMP cancels out.
         coef = dot(sam_grads, first_grads) / (
             first_norm**2).clamp_min(TINY)
-        g_v = torch._foreach_sub(sam_grads, torch._foreach_mul(first_grads,
-                                                               coef))
-        torch._foreach_div_(g_v, global_norm(g_v).clamp_min(TINY))
+        g_v = torch._foreach_sub(
+            sam_grads, foreach_scalar(torch._foreach_mul, first_grads, coef))
+        foreach_scalar(torch._foreach_div_, g_v,
+                       global_norm(g_v).clamp_min(TINY))
         self.direction = g_v
         return True
 
@@ -77,7 +78,8 @@ class LookSAMPolicy(TwoPassPolicy):
         if self.direction is None or index is not None:
             return
         scale = self.alpha * global_norm(grads)
-        torch._foreach_add_(grads, torch._foreach_mul(self.direction, scale))
+        torch._foreach_add_(
+            grads, foreach_scalar(torch._foreach_mul, self.direction, scale))
 
     def state_dict(self):
         return dict(iteration=self.iteration, direction=self.direction)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..perturbed_params import pick
-from ..sam_math import clone_tensors, mix_psf_, to_device
+from ..sam_math import clone_tensors, foreach_scalar, mix_psf_, to_device
 
 __all__ = ['PSFReuse']
 
@@ -90,7 +90,8 @@ class PSFReuse:
         if stored and (isinstance(psf_scale, Tensor)
                        or isinstance(self.psf_scale, Tensor)
                        or psf_scale != self.psf_scale):
-            torch._foreach_mul_(stored, psf_scale / self.psf_scale)
+            foreach_scalar(torch._foreach_mul_, stored,
+                           psf_scale / self.psf_scale)
 
     def _average_in(self, psf, psf_scale, index) -> None:
         self._to_scale([t for t in self.scaled_psf if t is not None],
