@@ -191,3 +191,15 @@ def test_generated_sets_read_the_split_each_loader_names(path):
                 evaluator.get('ann_file')):
             assert osp.basename(evaluator['ann_file']).split('.')[0].endswith(
                 named.pop()), evaluator['ann_file']
+
+
+@pytest.mark.slow
+def test_mmpretrain_reads_mnist_files_by_test_mode(fashion_root):
+    """The behaviour the guard exists for (docs/design.md, "Private APIs
+    we rely on"): split='test' alone reads the training files. Should
+    mmpretrain change it, this fails and the guard can go."""
+    from mmpretrain.datasets import FashionMNIST
+    assert len(FashionMNIST(data_root=fashion_root, split='test',
+                            download=False)) == 60000
+    assert len(FashionMNIST(data_root=fashion_root, split='test',
+                            test_mode=True, download=False)) == 10000

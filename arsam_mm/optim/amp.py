@@ -27,7 +27,7 @@ class AmpOnAnyDevice(AmpOptimWrapper):
 
     On a CPU-only machine this builds the scaler itself; the parsing of
     ``loss_scale`` repeats mmengine's (``AmpOptimWrapper.__init__``), whose
-    branches ``tests/test_mmengine_contract.py`` pins.
+    branches ``tests/test_private_apis.py`` pins.
     """
 
     def __init__(self,

@@ -188,7 +188,7 @@ class SharpnessAwareMixin(EngineGlue):
     def _second_pass(self) -> Tensor:
         """The recorded micro-batches at the perturbed weights (under DDP
         only the last all-reduces). ``_run_forward`` and ``_inner_count``
-        are mmengine privates, pinned by ``test_mmengine_contract.py``."""
+        are mmengine privates, pinned by ``test_private_apis.py``."""
         batches = self.cycle.batches
         if not batches:
             raise RuntimeError(

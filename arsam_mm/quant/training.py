@@ -38,7 +38,7 @@ class StepGradAverager:
     all-reduce per backward: the first step-size gradient of a backward
     queues it to run when the backward ends, as DDP's reducer does
     (``Variable._execution_engine.queue_callback``, a torch internal
-    pinned by tests/test_mmengine_contract.py). Nothing on one rank."""
+    pinned by tests/test_private_apis.py). Nothing on one rank."""
 
     def __init__(self, steps: List[Tensor]):
         self.steps = steps
