@@ -2,7 +2,6 @@
 import copy
 import math
 import os.path as osp
-import re
 import subprocess
 import sys
 import types
@@ -19,6 +18,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.runner import load_checkpoint
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from arsam._checks import ConfigError
 from arsam.sam_math import global_norm
 from arsam_mm.hooks import FakeQuantHook
 from arsam_mm.hooks.fake_quant_hook import MIN_STEP
@@ -73,8 +73,10 @@ def test_bad_hook_settings_name_the_key(kwargs, key):
 
 @pytest.mark.parametrize('key', ['skip', 'output_layers'])
 def test_a_bad_layer_regex_is_refused_when_the_hook_is_built(key):
-    """Before any model is touched (the swap gets compiled patterns)."""
-    with pytest.raises(re.error):
+    """Before any model is touched (the swap gets compiled patterns), as
+    a ConfigError naming the hook's key and the fix."""
+    with pytest.raises(ConfigError, match=rf"^FakeQuantHook\.{key}: "
+                       r"'backbone\.\(' is not a valid regex .*backslash"):
         FakeQuantHook(**{key: ['backbone.(']})
 
 

@@ -37,6 +37,11 @@ keeps,
 MSAM keeps the config's ``rho`` unless given its own
 (``msam:optim_wrapper.rho=0.3``; its authors use larger values than SAM).
 
+The console shows one progress line per run (method, seed, iteration,
+ETA, last validation metric): live bars on a terminal, a plain line per
+running run every 10 seconds elsewhere; each run's full log is
+``--out/LABEL_seedN/run.log``.
+
 A method may carry a label, ``LABEL=METHOD``, to run several settings of
 one wrapper side by side: ``--methods sgd sam arsam a10=arsam
 --cfg-options a10:optim_wrapper.budget=0.1`` (options go by label).
@@ -59,6 +64,10 @@ METHODS = dict(sgd='OptimWrapper', sam='SAMOptimWrapper',
                rst_eq='RandomSAMOptimWrapper',
                periodic_eq='PeriodicSAMOptimWrapper')
 DEFAULT_METHODS = ['sgd', 'sam', 'arsam', 'looksam', 'aesam', 'rst']
+#: Each run's progress, in its work dir (``SAMTraceHook``).
+PROGRESS_FILE = 'progress.json'
+#: Seconds between two plain progress lines (not a terminal).
+PLAIN_EVERY = 10.0
 #: What each method keeps of the config's optim_wrapper; the rest is the
 #: config's own wrapper's and is replaced with it.
 KEPT_KEYS = ('optimizer', 'paramwise_cfg', 'clip_grad', 'rho')
@@ -143,6 +152,9 @@ def parse_args():
                         help='rebuild table and plots from the JSONs in --out')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at a time (one process each)')
+    parser.add_argument('--progress-every', type=float, default=PLAIN_EVERY,
+                        help='seconds between two progress lines when the '
+                        'console is not a terminal (a log, CI)')
     parser.add_argument('--run-one', nargs=2, metavar=('METHOD', 'SEED'),
                         help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -197,11 +209,11 @@ def run_one(args, spec, seed):
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = osp.join(args.out, f'{label}_seed{seed}')
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-        dict(type='SAMTraceHook')]
+        dict(type='SAMTraceHook', progress_file=PROGRESS_FILE)]
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
                                         by_epoch=False, interval=10**9,
                                         save_last=False)
-    cfg.log_level = 'WARNING'
+    cfg.log_level = 'INFO'  # into the run's run.log, not the console
     if args.device == 'cpu':
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
     check_config(cfg)
@@ -423,23 +435,131 @@ def plot(args, by_method, rows, metric):
         fig.savefig(osp.join(args.out, name), dpi=100)
 
 
-def _wait_below(running, limit):
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f'{seconds // 60}:{seconds % 60:02d}'
+
+
+class RunsProgress:
+    """One line per run: method, seed, iterations, ETA and the last
+    validation metric, read from each run's progress file. On a terminal,
+    rich's live bars; elsewhere (a log, CI) a plain line per running run
+    every ``every`` seconds."""
+
+    def __init__(self, out: str, every: float = PLAIN_EVERY,
+                 stream=sys.stdout):
+        self.out, self.every, self.stream = out, every, stream
+        self.live = None
+        self.tasks = {}
+        self._printed = time.monotonic()
+        if stream.isatty():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            self.live = Progress(
+                TextColumn('{task.description:<18}'), BarColumn(),
+                MofNCompleteColumn(), TimeElapsedColumn(), TextColumn('ETA'),
+                TimeRemainingColumn(), TextColumn('{task.fields[metric]}'))
+            self.live.start()
+
+    def _read(self, label, seed):
+        path = osp.join(self.out, f'{label}_seed{seed}', PROGRESS_FILE)
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _metric(progress) -> str:
+        metrics = (progress or {}).get('metrics') or {}
+        for key in ('mIoU', 'accuracy/top1', 'coco/AP'):
+            if key in metrics:
+                return f'val {key} {metrics[key]:.2f}'
+        return ''
+
+    def say(self, text: str) -> None:
+        if self.live is not None:
+            self.live.console.print(text)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def start(self, label, seed) -> None:
+        self.tasks[(label, seed)] = (None if self.live is None else
+                                     self.live.add_task(
+                                         f'{label} seed {seed}', total=None,
+                                         metric=''))
+        if self.live is None:
+            self.say(f'[benchmark] {label} seed {seed}: started (log: '
+                     f'{osp.join(self.out, f"{label}_seed{seed}", "run.log")})')
+
+    def poll(self) -> None:
+        if self.live is not None:
+            for (label, seed), task in self.tasks.items():
+                progress = self._read(label, seed)
+                if progress:
+                    self.live.update(task, total=progress['max_iters'],
+                                     completed=progress['iter'],
+                                     metric=self._metric(progress))
+            return
+        if time.monotonic() - self._printed < self.every:
+            return
+        self._printed = time.monotonic()
+        for label, seed in self.tasks:
+            progress = self._read(label, seed)
+            if not progress:
+                self.say(f'[benchmark] {label} seed {seed}: setting up')
+                continue
+            done, total = progress['iter'], progress['max_iters']
+            eta = progress['time'] / max(done, 1) * (total - done)
+            self.say(f'[benchmark] {label} seed {seed}: {done}/{total} '
+                     f'iterations, {_clock(progress["time"])} elapsed, ETA '
+                     f'{_clock(eta)} {self._metric(progress)}'.rstrip())
+
+    def finish(self, label, seed) -> None:
+        task = self.tasks.pop((label, seed))
+        progress = self._read(label, seed) or {}
+        if self.live is not None:
+            self.live.update(task, completed=progress.get('max_iters', 0),
+                             metric=self._metric(progress))
+        self.say(f'[benchmark] {label} seed {seed}: done in '
+                 f'{_clock(progress.get("time", 0))} '
+                 f'{self._metric(progress)}'.rstrip())
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+def _wait_below(running, limit, progress):
     """Wait until fewer than ``limit`` of ``running`` (process, method,
-    seed) are left; a failed run stops the benchmark, as with one job at a
-    time."""
+    seed, log) are left, showing progress; a failed run stops the
+    benchmark, as with one job at a time, and shows its log's end."""
     while len(running) >= limit:
         for entry in list(running):
-            proc, method, seed = entry
+            proc, method, seed, log = entry
             if proc.poll() is None:
                 continue
             running.remove(entry)
+            log.close()
             if proc.returncode != 0:
-                for other, _, _ in running:
+                for other, _, _, _ in running:
                     other.terminate()
-                raise SystemExit(f'[benchmark] {method} seed {seed} failed '
-                                 f'(exit {proc.returncode}); its log is '
-                                 'above.')
+                progress.close()
+                with open(log.name) as f:
+                    tail = f.readlines()[-25:]
+                raise SystemExit(
+                    ''.join(tail) + f'[benchmark] {method} seed {seed} '
+                    f'failed (exit {proc.returncode}); the end of its log '
+                    f'is above, all of it in {log.name}.')
+            progress.finish(label_of(method), seed)
         if len(running) >= limit:
+            progress.poll()
             time.sleep(0.5)
 
 
@@ -468,18 +588,28 @@ def main():
     order = [(m, s) for s in args.seeds for m in args.methods]
     waves = [[(m, s) for m, s in order if not base_method(m).endswith('_eq')],
              [(m, s) for m, s in order if base_method(m).endswith('_eq')]]
+    progress = RunsProgress(args.out, args.progress_every)
     for wave in waves:
         running = []
         for method, seed in wave:
-            path = osp.join(args.out, f'{label_of(method)}_seed{seed}.json')
+            label = label_of(method)
+            path = osp.join(args.out, f'{label}_seed{seed}.json')
             if args.summarize_only or (args.skip_done and osp.exists(path)):
                 continue
-            _wait_below(running, args.jobs)
+            _wait_below(running, args.jobs, progress)
             cmd = [sys.executable, __file__, *sys.argv[1:], '--run-one',
                    method, str(seed)]
-            print(f'[benchmark] {method} seed {seed}', flush=True)
-            running.append((subprocess.Popen(cmd, env=env), method, seed))
-        _wait_below(running, 1)
+            work_dir = osp.join(args.out, f'{label}_seed{seed}')
+            os.makedirs(work_dir, exist_ok=True)
+            if osp.exists(osp.join(work_dir, PROGRESS_FILE)):  # a rerun's
+                os.remove(osp.join(work_dir, PROGRESS_FILE))
+            log = open(osp.join(work_dir, 'run.log'), 'w')
+            progress.start(label, seed)
+            running.append((subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT), method,
+                seed, log))
+        _wait_below(running, 1, progress)
+    progress.close()
     results = []
     for method, seed in order:
         with open(osp.join(args.out,

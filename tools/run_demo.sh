@@ -8,7 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh
+START=$SECONDS
+echo "[demo] SGD, SAM and ARSAM on the noisy shapes scenes, two at a time"
+echo "[demo] (about 4 minutes on 2 CPU cores; the scenes are generated first)"
 .venv/bin/python tools/benchmark.py \
   configs/segmentation/fcn_r18-w32_shapes-colour-noisy40_arsam.py \
   --methods sgd sam arsam --seeds 0 --jobs 2 --out work_dirs/demo "$@"
-echo "Plot: work_dirs/demo/metric_and_cost.png (and sam_rate.png, arsam_schedule.png)"
+echo "Plots: work_dirs/demo/metric_and_cost.png (and sam_rate.png, arsam_schedule.png)"
+echo "Logs:  work_dirs/demo/<method>_seed0/run.log"
+echo "[demo] done in $((SECONDS - START)) s"

@@ -49,6 +49,18 @@ def _check_bits(key, bits, allow_none):
                    (' (or None for full precision).' if allow_none else '.'))
 
 
+def _patterns(key, patterns):
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except (re.error, TypeError) as error:
+            raise _bad(key, f'{pattern!r} is not a valid regex ({error})',
+                       'Escape special characters such as [ ( . with a '
+                       'backslash.') from None
+    return compiled
+
+
 @HOOKS.register_module()
 class FakeQuantHook(Hook):
     """Fake-quantize a model with LSQ for training and evaluation.
@@ -99,9 +111,9 @@ class FakeQuantHook(Hook):
                        f'Choose from {sorted(_TYPES)}.')
         self.w_bits, self.a_bits = w_bits, a_bits
         self.types = tuple(_TYPES[t] for t in types)
-        self.skip = [re.compile(p) for p in skip]
+        self.skip = _patterns('skip', skip)
         self.first_last_bits = first_last_bits
-        self.output_layers = [re.compile(p) for p in output_layers]
+        self.output_layers = _patterns('output_layers', output_layers)
         self.perturb = perturb
         self.layers, self.steps = [], []
         self._averager = None  # the DDP average of the steps' gradients

@@ -8,8 +8,14 @@ time, into ``<work_dir>/sam_trace.json`` at the end of the run.
 ``tools/benchmark.py`` reads it; users can add it to any config::
 
     custom_hooks = [dict(type='SAMTraceHook')]
+
+With ``progress_file`` it also keeps ``<work_dir>/<progress_file>`` up to
+date (the iteration, the run's length, the seconds so far and the last
+validation metrics, rewritten at most every ``progress_every`` seconds):
+``tools/benchmark.py`` shows each run's progress from it.
 """
 import json
+import os
 import os.path as osp
 import time
 
@@ -30,12 +36,19 @@ class SAMTraceHook(Hook):
 
     Args:
         out_file (str): file name under the work dir.
+        progress_file (str, optional): a progress file under the work dir.
+        progress_every (float): seconds between two writes of it.
     """
 
     priority = 'LOW'
 
-    def __init__(self, out_file: str = 'sam_trace.json'):
+    def __init__(self, out_file: str = 'sam_trace.json',
+                 progress_file: str = None, progress_every: float = 2.0):
         self.out_file = out_file
+        self.progress_file = progress_file
+        self.progress_every = progress_every
+        self._written = 0.0
+        self._metrics = {}
         self.forwards = 0
         self.backwards = 0
         self.records = []
@@ -69,6 +82,29 @@ class SAMTraceHook(Hook):
             if buffer is not None:
                 record[key] = float(buffer.current())
         self.records.append(record)
+        if record['time'] - self._written >= self.progress_every:
+            self._write_progress(runner, record['time'], record['iter'])
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._metrics = {}
+        for key, value in (metrics or {}).items():
+            try:
+                self._metrics[key] = float(value)
+            except (TypeError, ValueError):  # a per-class table, say
+                pass
+        if hasattr(self, '_start'):  # validation inside training
+            self._write_progress(runner, time.perf_counter() - self._start,
+                                 runner.iter)
+
+    def _write_progress(self, runner, elapsed: float, done: int) -> None:
+        if self.progress_file is None:
+            return
+        self._written = elapsed
+        path = osp.join(runner.work_dir, self.progress_file)
+        with open(path + '.tmp', 'w') as f:
+            json.dump(dict(iter=done, max_iters=runner.max_iters,
+                           time=elapsed, metrics=self._metrics), f)
+        os.replace(path + '.tmp', path)  # never read half-written
 
     def after_train(self, runner) -> None:
         for handle in self._handles:

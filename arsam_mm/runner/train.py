@@ -1,15 +1,20 @@
 """``tools/train.py``: mmseg/mmpose's training entry point, SAM-aware.
 
 The same interface OpenMMLab users know (``--work-dir``, ``--resume``,
-``--amp``, ``--cfg-options``, ``--launcher``) with four differences:
+``--amp``, ``--cfg-options``, ``--launcher``) with these differences:
 
 * ``--amp`` switches a SAM-family wrapper to its AMP twin (upstream scripts
   accept only ``OptimWrapper`` there);
-* configurations the SAM wrappers cannot run (several optimizers, FSDP,
-  ``compile=True``) stop before anything is built, naming the key;
+* before anything is built (and before the Runner prints the config), the
+  config and checkpoint paths, the data the train and val loaders read,
+  this package's hook arguments and the configurations the SAM wrappers
+  cannot run (several optimizers, FSDP, ``compile=True``) are checked:
+  each failure is one line naming the key and the fix;
 * ``--embedded-data`` points the config at generated data for a smoke run;
 * ``--launcher pytorch`` on a machine without CUDA runs DDP over gloo (for
-  CPU checks of multi-process training; GPUs go through mmengine as usual).
+  CPU checks of multi-process training; GPUs go through mmengine as usual);
+* a short run logs at least 20 lines (the logger's interval is lowered
+  unless ``--cfg-options default_hooks.logger.interval=N`` sets it).
 
 It adds ``SAMRunInfoHook`` to the run (the epoch length for
 ``warmup_epochs`` under an iteration loop, and a summary line at the end:
@@ -22,10 +27,11 @@ import difflib
 import logging
 import os
 import os.path as osp
+from typing import Callable, Optional
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 from mmengine.registry import OPTIM_WRAPPERS, RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
@@ -38,6 +44,12 @@ from ..optim._checks import (
     fsdp_error,
 )
 from .embedded import use_embedded_data, walk_dicts
+from .preflight import (
+    check_config_path,
+    check_data_present,
+    check_own_hooks,
+    check_resume_path,
+)
 
 
 def _sam_family_class(type_name):
@@ -196,10 +208,15 @@ def summarize(runner) -> dict:
     return summary if summary is not None else run_summary(runner)
 
 
-def add_run_info_hook(cfg: Config) -> None:
+#: Training log lines a run prints at least (the logger's interval is
+#: lowered for short runs unless --cfg-options sets it).
+LOG_LINES = 20
+
+
+def add_run_info_hook(cfg: Config, log_lines: Optional[int] = None) -> None:
     hooks = list(cfg.get('custom_hooks', None) or [])
     if not any(h.get('type') == 'SAMRunInfoHook' for h in hooks):
-        hooks.append(dict(type='SAMRunInfoHook'))
+        hooks.append(dict(type='SAMRunInfoHook', log_lines=log_lines))
     cfg.custom_hooks = hooks
 
 
@@ -216,10 +233,14 @@ def say_when_nothing_to_resume(cfg: Config):
     return message
 
 
-def main(argv=None):
+def main(argv=None, quiet_console: Optional[Callable] = None):
+    """``quiet_console(logger)``: what the calling tool does to the
+    Runner's console handlers (``tools/quiet.py``)."""
     import arsam_mm  # noqa: F401  (registers the wrappers, stack shims)
 
     args = parse_args(argv)
+    check_config_path(args.config)
+    check_resume_path(args.resume)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.embedded_data:
@@ -242,22 +263,30 @@ def main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
     check_config(cfg)
-    add_run_info_hook(cfg)
+    check_own_hooks(cfg)
+    check_data_present(cfg)
+    chosen = any(option.startswith('default_hooks.logger.interval')
+                 for option in (args.cfg_options or {}))
+    add_run_info_hook(cfg, None if chosen else LOG_LINES)
     _prepare_cpu_distributed(cfg)
 
+    if quiet_console is not None:
+        quiet_console(MMLogger.get_current_instance())
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    if quiet_console is not None:
+        quiet_console(runner.logger)
     runner.train()
     return summarize(runner)
 
 
-def cli(argv=None):
-    """``tools/train.py``: a configuration error ends the command with its
-    one-line message (the key and the fix), before the Runner prints the
-    config, instead of a traceback."""
+def cli(argv=None, quiet_console: Optional[Callable] = None):
+    """``tools/train.py``: a configuration error (a path, the data, a key
+    of ours) ends the command with its one-line message (the key and the
+    fix), before the Runner prints the config, instead of a traceback."""
     import sys
     try:
-        return main(argv)
+        return main(argv, quiet_console)
     except ConfigError as error:
         sys.exit(f'train.py: error: {error}')
 
