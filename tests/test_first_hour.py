@@ -123,3 +123,44 @@ def test_the_filter_list_says_why_for_each_entry():
         assert re.compile(message) and issubclass(category, Warning) and why
     for message, why in quiet.LOG_LINES:
         assert re.compile(message) and why
+
+
+def test_amp_with_a_plain_optimizer_wrapper_on_a_cpu_is_one_line(capsys):
+    message = _error_of([
+        osp.join(ROOT, 'configs', 'quantized',
+                 'lenet5bn_fashion-mnist-noisy40_w4a4_sgd.py'),
+        '--embedded-data', '--amp'], capsys)
+    assert message.startswith(
+        "train.py: error: --amp: the plain OptimWrapper's twin is mmengine's "
+        'AmpOptimWrapper, which trains only on a GPU')
+    assert 'SAM-family wrapper' in message
+
+
+def _first_hour_commands():
+    """Steps 3 to 5 of docs/usage.md's "The first hour", as written."""
+    text = open(osp.join(ROOT, 'docs', 'usage.md')).read()
+    block = text.split('## The first hour', 1)[1].split('```bash', 1)[1]
+    block = block.split('```', 1)[0].replace('\\\n', ' ')
+    return [line.split() for line in block.splitlines()
+            if line.startswith('python ')]
+
+
+@pytest.mark.slow
+def test_the_first_hour_commands_run_as_written(tmp_path):
+    """Smoke run on generated data, resume, export with its check, in a
+    fresh folder (the configs and tools where a clone has them)."""
+    commands = _first_hour_commands()
+    assert [c[1] for c in commands] == [
+        'tools/train.py', 'tools/train.py', 'tools/export_quantized.py']
+    for name in ('configs', 'tools'):
+        os.symlink(osp.join(ROOT, name), tmp_path / name)
+    outputs = []
+    for command in commands:
+        run = subprocess.run([sys.executable] + command[1:], cwd=tmp_path,
+                             capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        outputs.append(run.stdout + run.stderr)
+    assert re.search(r'resumed epoch: 1', outputs[1], re.I), outputs[1][-2000:]
+    assert 'weights stored as int8' in outputs[2]
+    assert re.search(r'OK: onnxruntime is [\d.]+ points from PyTorch',
+                     outputs[2]), outputs[2]

@@ -7,9 +7,13 @@
 Rows: plain SGD (mmengine ``OptimWrapper``); a hand-written foreach SAM
 loop (what a user would write without us); ``SAMOptimWrapper``; an ARSAM
 one-pass (reuse) iteration that mixes the stored PSF; an ARSAM SAM
-iteration.
+iteration; a LookSAM reuse iteration; then what a run pays per iteration
+on average, ARSAM at its default budget (0.2 of the iterations take two
+passes) and LookSAM at ``k=5``, from those rows.
 The methods run interleaved, round after round, and the table reports
-medians and ratios (machines are shared: read the ratios).
+medians and ratios (machines are shared: read the ratios), and on a GPU
+each method's peak memory (``torch.cuda.max_memory_allocated`` over one
+step of it alone).
 
 ``--synthetic`` times the config's real input size without its data set:
 one random batch shaped like the training crop (mmseg: ``crop_size``;
@@ -48,6 +52,10 @@ def parse_args():
                         "config's training input size)")
     parser.add_argument('--amp', action='store_true',
                         help='mixed-precision twins of every wrapper')
+    parser.add_argument('--amp-dtype', default=None,
+                        choices=['float16', 'bfloat16'],
+                        help='autocast dtype of --amp (default: mmengine\'s, '
+                        'float16 on a GPU; bfloat16 on a CPU)')
     parser.add_argument('--quant', type=int, nargs=2, metavar=('W', 'A'),
                         help='fake-quantize the model to W-bit weights and '
                         'A-bit activations first')
@@ -136,10 +144,15 @@ def main():
                             max_reuse=10**9, schedule='paper'),
         'arsam_sam': dict(type='ARSAMOptimWrapper', warmup_iters=10**9,
                           schedule='paper'),
+        # k huge: one SAM iteration first, then reuse iterations only.
+        'looksam_reuse': dict(type='LookSAMOptimWrapper', k=10**9),
     }
     if args.amp:
-        for kind in ('sam', 'arsam_reuse', 'arsam_sam'):
+        for kind in ('sam', 'arsam_reuse', 'arsam_sam', 'looksam_reuse'):
             wrappers[kind]['type'] = 'Amp' + wrappers[kind]['type']
+        if args.amp_dtype:
+            for kind in wrappers:
+                wrappers[kind]['dtype'] = args.amp_dtype
 
     def setup(kind):
         model = copy.deepcopy(base)
@@ -154,6 +167,8 @@ def main():
         if kind == 'arsam_reuse':
             step()  # one SAM iteration stores the PSF ...
             wrapper.policy.window_target = 0.0  # ... then only reuse ones
+        if kind == 'looksam_reuse':
+            step()  # the SAM iteration that stores the direction
         return step
 
     names = {
@@ -162,13 +177,21 @@ def main():
         'sam': wrappers['sam']['type'],
         'arsam_reuse': 'ARSAM reuse iteration',
         'arsam_sam': 'ARSAM SAM iteration',
+        'looksam_reuse': 'LookSAM reuse iteration',
     }
     if args.amp:
         del names['hand']  # a hand loop with a GradScaler is not the point
-    steps = {kind: setup(kind) for kind in names}
+    steps, peak_mb = {}, {}
+    for kind in names:
+        steps[kind] = setup(kind)
+        if device.type == 'cuda':  # one step of it alone
+            torch.cuda.synchronize(device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            steps[kind]()
+            torch.cuda.synchronize(device)
+            peak_mb[kind] = torch.cuda.max_memory_allocated(device) / 2**20
     times = {kind: [] for kind in names}
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
     for round_ in range(args.warmup + args.iters):
         for kind, step in steps.items():
             _sync(device)
@@ -179,19 +202,28 @@ def main():
                 times[kind].append(time.perf_counter() - start)
 
     med = {k: statistics.median(v) for k, v in times.items()}
+    # What a run pays per iteration: 0.2 of them take two passes.
+    med['arsam_run'] = 0.2 * med['arsam_sam'] + 0.8 * med['arsam_reuse']
+    med['looksam_run'] = 0.2 * med['sam'] + 0.8 * med['looksam_reuse']
+    names.update(arsam_run='ARSAM run (budget 0.2)',
+                 looksam_run='LookSAM run (k=5)')
     ref = 'hand' if 'hand' in med else 'sam'
     card = (torch.cuda.get_device_name(device) if device.type == 'cuda'
             else 'cpu')
+    amp = (f', amp {args.amp_dtype or "default dtype"}' if args.amp else '')
     print(f'device: {card}, config: {args.config}, batch: {batch_size}, '
-          f'input: {"synthetic" if args.synthetic else "data"}'
-          f'{", amp" if args.amp else ""}'
+          f'input: {"synthetic" if args.synthetic else "data"}{amp}'
           f'{", W%dA%d" % tuple(args.quant) if args.quant else ""}, '
           f'rounds: {args.iters} (median)')
     ref_label = '/ hand SAM' if ref == 'hand' else '/ SAM'
-    print(f"{'method':<31}{'s/iter':>9}{'/ SGD':>8}{ref_label:>12}")
+    print(f"{'method':<31}{'ms/iter':>9}{'/ SGD':>8}{ref_label:>12}"
+          f"{'peak MB':>9}")
     for kind, label in names.items():
-        print(f'{label:<31}{med[kind]:>9.4f}{med[kind] / med["sgd"]:>8.3f}'
-              f'{med[kind] / med[ref]:>12.3f}')
+        peak = (f'{peak_mb[kind]:>9.0f}' if kind in peak_mb else
+                f"{'-':>9}")
+        print(f'{label:<31}{med[kind] * 1000:>9.1f}'
+              f'{med[kind] / med["sgd"]:>8.3f}'
+              f'{med[kind] / med[ref]:>12.3f}{peak}')
 
 
 if __name__ == '__main__':

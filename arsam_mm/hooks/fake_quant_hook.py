@@ -114,6 +114,9 @@ class FakeQuantHook(Hook):
         self.skip = _patterns('skip', skip)
         self.first_last_bits = first_last_bits
         self.output_layers = _patterns('output_layers', output_layers)
+        # The default patterns name several toolboxes' heads: most match
+        # nothing in a given model, and that says nothing.
+        self._own_outputs = tuple(output_layers) != tuple(OUTPUT_LAYERS)
         self.perturb = perturb
         self.layers, self.steps = [], []
         self._averager = None  # the DDP average of the steps' gradients
@@ -124,6 +127,7 @@ class FakeQuantHook(Hook):
         """Quantize ``model`` in place (idempotent); returns its layers."""
         layers = quantized_layers(model)
         if not layers:
+            self._warn_unmatched(model)
             if not quantize_model(model, self.types, self.skip, self.w_bits,
                                   self.a_bits, self.first_last_bits,
                                   self.output_layers):
@@ -133,6 +137,23 @@ class FakeQuantHook(Hook):
         for layer in layers:  # not in checkpoints: set on every call
             layer.perturb_quantized = self.perturb == 'quantized'
         return layers
+
+    def _warn_unmatched(self, model: nn.Module) -> None:
+        """A ``skip`` (or own ``output_layers``) pattern that matches no
+        layer name changes nothing: say so, naming it."""
+        names = [n for n, m in model.named_modules() if type(m) in self.types]
+        keys = [('skip', self.skip)] + (
+            [('output_layers', self.output_layers)] if self._own_outputs
+            else [])
+        for key, patterns in keys:
+            for pattern in patterns:
+                if names and not any(pattern.search(n) for n in names):
+                    print_log(
+                        f'FakeQuantHook: {key} pattern {pattern.pattern!r} '
+                        'matches no layer name (names as in '
+                        f'model.named_modules(), e.g. {names[0]!r}); it '
+                        'changes nothing.', logger='current',
+                        level=logging.WARNING)
 
     @staticmethod
     def _inner(runner):

@@ -85,8 +85,9 @@ class _LSQMixin:
         all_reduce_mean_([stats])
         self.act_signed.fill_(float(stats[1] > 0))
         self._host_flags = None
-        _, qp = self._act_range()
-        self.act_step.copy_((2 * stats[0] / qp**0.5).clamp_min(1e-8))
+        if self.a_bits is not None:  # else the input stays full precision
+            _, qp = self._act_range()
+            self.act_step.copy_((2 * stats[0] / qp**0.5).clamp_min(1e-8))
         _, w_qp = quant_range(self.w_bits, True)
         self.weight_step.copy_(
             lsq_init_step(self.weight, w_qp, dim=0).view_as(self.weight_step))

@@ -1,6 +1,6 @@
-"""Random inputs shaped like a config's training batch, for timing and
-export without the config's data set (``tools/benchmark_step.py
---synthetic``, ``tools/export_quantized.py --onnx``)."""
+"""Random inputs shaped like a config's training batch, for timing
+without the config's data set (``tools/benchmark_step.py --synthetic``,
+``tools/gpu_check.sh``)."""
 import torch
 
 __all__ = ['train_input_size', 'input_channels', 'synthetic_batch']
@@ -73,8 +73,30 @@ def synthetic_batch(cfg, batch_size, shape=None):
         for _ in range(batch_size):
             label = torch.randint(0, num_classes, (1, ), generator=generator)
             samples.append(DataSample().set_gt_label(label))
+    elif scope == 'mmpose' and isinstance(cfg.get('codec'), dict) and (
+            cfg.codec.get('heatmap_size')):
+        # A top-down heatmap model (SimpleBaseline, HRNet): the targets the
+        # codec's GenerateTarget makes, one instance per image.
+        from mmengine.structures import InstanceData
+        from mmpose.structures import PoseDataSample
+        # The codec's output stride, at this input size.
+        stride = cfg.codec['input_size'][0] // cfg.codec['heatmap_size'][0]
+        heat_w, heat_h = width // stride, height // stride
+        joints = cfg.model.head['out_channels']
+        for _ in range(batch_size):
+            sample = PoseDataSample(metainfo=dict(
+                img_shape=(height, width), input_size=(width, height),
+                input_center=(width / 2, height / 2),
+                input_scale=(width, height), flip_indices=list(
+                    range(joints))))
+            sample.gt_fields = PixelData(heatmaps=torch.rand(
+                joints, heat_h, heat_w, generator=generator))
+            sample.gt_instance_labels = InstanceData(
+                keypoint_weights=torch.ones(1, joints))
+            samples.append(sample)
     else:
         raise ValueError(
-            f'--synthetic: default_scope={scope!r}: only mmseg and '
-            'mmpretrain configs; use --embedded-data for the others.')
+            f'--synthetic: default_scope={scope!r}: mmseg, mmpretrain and '
+            'top-down heatmap mmpose configs; use --embedded-data for the '
+            'others.')
     return dict(inputs=inputs, data_samples=samples)

@@ -114,6 +114,13 @@ def switch_to_amp(cfg: Config) -> None:
                   logger='current', level=logging.WARNING)
         return
     amp_name = f'Amp{type_name}'
+    from mmengine.device import get_device
+    if type_name == 'OptimWrapper' and get_device() == 'cpu':
+        raise ConfigError(
+            '--amp', "the plain OptimWrapper's twin is mmengine's "
+            'AmpOptimWrapper, which trains only on a GPU, NPU or MLU',
+            'Drop --amp on this machine, or use a SAM-family wrapper: its '
+            'Amp twin runs bfloat16 autocast on a CPU.', owner='')
     if OPTIM_WRAPPERS.get(amp_name) is None:
         raise ConfigError(
             'type', f'{type_name!r} has no mixed-precision twin for --amp '

@@ -1,6 +1,6 @@
 # A one-config ARSAM run: mmseg's FCN (ResNet-18-D8, random init) on the
 # generated shapes set, on CPU in about a minute. The end-to-end check of
-# the tests and of tools/gpu_step_times.sh; the demo that compares SGD,
+# the tests and of tools/gpu_check.sh; the demo that compares SGD,
 # SAM and ARSAM is bash tools/run_demo.sh.
 _base_ = [
     '../_base_/fcn_r18-d8_64x64_sgd.py',
