@@ -102,10 +102,13 @@ def test_benchmark_step_synthetic_batch_at_config_size():
         '--batch-size', '2', '--quant', '4', '4'
     ], check=True, capture_output=True, text=True, cwd=ROOT).stdout
     assert 'input: synthetic, W4A4' in out
-    rows = [line for line in out.splitlines()
+    rows = [line.split('  ')[0] for line in out.splitlines()
             if line.startswith(('plain SGD', 'hand-written', 'SAMOptim',
-                                'ARSAM'))]
-    assert len(rows) == 5
+                                'ARSAM', 'LookSAM'))]
+    assert rows == ['plain SGD (OptimWrapper)', 'hand-written foreach SAM',
+                    'SAMOptimWrapper', 'ARSAM reuse iteration',
+                    'ARSAM SAM iteration', 'LookSAM reuse iteration',
+                    'ARSAM run (budget 0.2)', 'LookSAM run (k=5)'], rows
 
 
 def test_synthetic_batch_takes_a_shape_where_the_config_names_none():
@@ -159,6 +162,24 @@ def test_synthetic_batch_matches_the_seg_config():
     assert [tuple(x.shape) for x in batch['inputs']] == [(3, 512, 1024)] * 2
     label = batch['data_samples'][0].gt_sem_seg.data
     assert label.shape == (1, 512, 1024) and int(label.max()) < 19
+
+
+def test_a_smaller_shape_is_what_the_seg_model_sees():
+    """--shape 32 32 on a Cityscapes config: the preprocessor would pad
+    the batch back to 512x1024 (a CPU check of gpu_check.sh once ran an
+    hour at that size) unless its size follows."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    from arsam_mm.runner.synthetic import set_input_size, synthetic_batch
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs', 'segmentation',
+        'fcn_r50-d8_cityscapes-512x1024_arsam.py'))
+    init_default_scope('mmseg')
+    set_input_size(cfg, (32, 32))
+    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    data = preprocessor(synthetic_batch(cfg, 2, (32, 32)), training=True)
+    assert tuple(data['inputs'].shape) == (2, 3, 32, 32)
 
 
 def test_gain_kept_per_seed():

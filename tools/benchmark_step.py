@@ -106,7 +106,7 @@ def main():
     from arsam_mm.hooks import FakeQuantHook
     from arsam_mm.optim import AmpOnAnyDevice
     from arsam_mm.runner.embedded import use_embedded_data
-    from arsam_mm.runner.synthetic import synthetic_batch
+    from arsam_mm.runner.synthetic import set_input_size, synthetic_batch
 
     cfg = Config.fromfile(args.config)
     if args.embedded_data:
@@ -116,6 +116,8 @@ def main():
         'cuda' if torch.cuda.is_available() else 'cpu'))
     batch_size = args.batch_size or cfg.train_dataloader.batch_size
     if args.synthetic:
+        if args.shape:
+            set_input_size(cfg, args.shape)
         batch = synthetic_batch(cfg, batch_size, args.shape)
     else:
         loader_cfg = copy.deepcopy(cfg.train_dataloader)

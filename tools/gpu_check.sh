@@ -74,6 +74,6 @@ say "[gpu_check] tools/train.py --amp, $TRAIN_ITERS iterations of the demo confi
   "train_cfg.val_interval=$TRAIN_ITERS" val_dataloader.dataset.indices=16 \
   > "$OUTDIR/train_amp.log" 2>&1
 rc=$?
-grep -E "arsam_mm summary|error" "$OUTDIR/train_amp.log" | tee -a "$LOG"
+grep -E "arsam_mm summary|Error: |error: " "$OUTDIR/train_amp.log" | tee -a "$LOG"
 say "[gpu_check] done (train exit $rc); the tables: $LOG"
 exit $rc

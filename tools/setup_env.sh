@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
 PY=${PYTHON:-python3}
-STAMP=$VENV/.arsam_mm_stack_v5
+STAMP=$VENV/.arsam_mm_stack_v6
 
-if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import arsam, arsam_mm, mmseg, mmpose, mmpretrain, onnxruntime, albumentations, accelerate" 2>/dev/null; then
+if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import arsam, arsam_mm, mmseg, mmpose, mmpretrain, onnxruntime, albumentations, accelerate, pytest_timeout" 2>/dev/null; then
   echo "[setup] reusing $VENV"
   exit 0
 fi
@@ -40,10 +40,12 @@ $PIP install -q 'pydantic>=2.9.2' 'stringzilla>=3.10.4' 'simsimd>=5.9.2'
 step 6 "xtcocotools, rebuilt for numpy 2 (about 30 s)"
 $PIP install -q --no-build-isolation --no-binary xtcocotools --force-reinstall \
   --no-deps 'xtcocotools==1.14.3'
-step 7 "accelerate (tests) and arsam_mm itself"
+step 7 "accelerate, pytest-timeout (tests) and arsam_mm itself"
 # Test-only: a third-party trainer that drives the plain optimizer's
 # two-step API (tests/test_two_step_api.py).
-$PIP install -q 'accelerate==1.16.0'
+# pytest-timeout: a test that hangs fails with its stack (pyproject's
+# timeout) instead of eating CI's 90 minutes.
+$PIP install -q 'accelerate==1.16.0' 'pytest-timeout==2.4.0'
 $PIP install -q --no-deps -e .
 "$VENV/bin/python" -W ignore -c "import arsam_mm, mmseg, mmpose, mmpretrain, albumentations; print('[setup] ok')"
 echo "[setup] done in $((SECONDS - START)) s"

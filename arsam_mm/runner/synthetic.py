@@ -3,7 +3,8 @@ without the config's data set (``tools/benchmark_step.py --synthetic``,
 ``tools/gpu_check.sh``)."""
 import torch
 
-__all__ = ['train_input_size', 'input_channels', 'synthetic_batch']
+__all__ = ['train_input_size', 'input_channels', 'synthetic_batch',
+           'set_input_size']
 
 
 def input_channels(cfg) -> int:
@@ -38,6 +39,14 @@ def train_input_size(cfg):
         'No input size in this config (neither crop_size, codec.input_size '
         'nor a crop in train_dataloader.dataset.pipeline); pass it '
         'explicitly (e.g. --shape H W).')
+
+
+def set_input_size(cfg, shape):
+    """Train at ``shape`` (H, W): mmseg's data preprocessor pads every
+    batch up to its ``size``, which would undo a smaller ``--shape``."""
+    preprocessor = cfg.model.get('data_preprocessor') or {}
+    if preprocessor.get('size'):
+        preprocessor['size'] = tuple(shape)
 
 
 def synthetic_batch(cfg, batch_size, shape=None):
