@@ -9,7 +9,10 @@ and shrinks inputs so a smoke run fits a CPU:
 * mmpose: the stick-figure COCO set, model and codec at half resolution;
 * mmpretrain: the shapes classification set (3 classes) via CustomDataset;
   dataset wrappers (label noise, subsets) are replaced too, their inner
-  pipeline kept.
+  pipeline kept. The smoke run's small batch gets the recipe's learning
+  rate per sample (the linear rule, for SGD recipes): at the full-batch
+  rate on 4 images a step, runs ended at chance and LSQ step sizes blew
+  up past every weight.
 
 The generated sets have a train and a val split: the test loader reads
 val, as the rewritten config says.
@@ -17,6 +20,7 @@ val, as the rewritten config says.
 import copy
 
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 
 __all__ = ['use_embedded_data', 'walk_dicts', 'EMBEDDED_ROOT']
 
@@ -126,8 +130,27 @@ def _pose(cfg, root, batch_size):
             walk_dicts(cfg[key], halve_sizes)
 
 
+def _scale_sgd_lr(cfg, batch_size):
+    """The linear rule for an SGD recipe trained here at ``batch_size``:
+    ``lr * batch_size / base`` (base: the recipe's ``auto_scale_lr``
+    batch, else its train batch). Options given after it (``--cfg-options
+    optim_wrapper.optimizer.lr=...``) still win."""
+    optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
+    if optimizer.get('type') != 'SGD' or 'lr' not in optimizer:
+        return
+    base = (cfg.get('auto_scale_lr') or {}).get(
+        'base_batch_size', cfg.train_dataloader.get('batch_size'))
+    if base and base > batch_size:
+        lr = optimizer['lr']
+        optimizer['lr'] = lr * batch_size / base
+        print_log(f'--embedded-data: lr {lr:g} is for batches of {base}; '
+                  f'at {batch_size} it is {optimizer["lr"]:g} (the linear '
+                  'rule).', logger='current')
+
+
 def _classification(cfg, root, batch_size):
     from arsam_mm.datasets import SHAPE_CLS_CLASSES
+    _scale_sgd_lr(cfg, batch_size)
     mean = cfg.model.get('data_preprocessor', None) or cfg.get(
         'data_preprocessor', {})
     grayscale = len(mean.get('mean', [0, 0, 0])) == 1
