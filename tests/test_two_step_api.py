@@ -170,11 +170,19 @@ def test_a_grad_scaler_fp16_loop_trains_and_skips_an_overflow():
     assert optimizer.sam_rate == pytest.approx(0.5)
 
 
-def test_hf_accelerate_loop_equals_step_closure():
+def test_hf_accelerate_loop_equals_step_closure(monkeypatch):
     """A loop of a third-party trainer: HF Accelerate prepares the model,
     the optimizer (its AcceleratedOptimizer calls ``step()`` without a
     closure) and the data, and runs the backward."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    # One process: launcher variables left by an in-process tools/train.py
+    # run (it sets LOCAL_RANK, as mmengine's tools do) would make
+    # Accelerate start a multi-CPU process group.
+    for name in ('LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE'):
+        monkeypatch.delenv(name, raising=False)
+    AcceleratorState._reset_state(True)
     batches = _batches()
     expected, _ = _closure_run(ARSAM, batches)
     accelerator = Accelerator(cpu=True)
@@ -189,6 +197,7 @@ def test_hf_accelerate_loop_equals_step_closure():
                 accelerator.backward(_loss(model, inputs, targets))
         prepared.step()
         prepared.zero_grad()
+    AcceleratorState._reset_state(True)  # nothing left for later tests
     _assert_same(expected, accelerator.unwrap_model(model))
     assert optimizer.engine.sam_iters == 4  # budget 0.5 of 8
 
