@@ -12,8 +12,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 @pytest.mark.slow
 def test_the_gpu_check_runs_on_a_cpu_with_tiny_shapes(tmp_path):
-    # fp32 only: bfloat16 on this CPU is emulated, 4x slower (the --amp
-    # path is the train.py run at the end, and tests/test_amp.py).
+    # fp32 only, to keep this a few minutes on 2 cores (the --amp path is
+    # the train.py run at the end, and tests/test_amp.py).
     env = dict(os.environ, DEVICE='cpu', ITERS='1', WARMUP='0',
                SEG_SHAPE='32 32', SEG_BATCH='2', POSE_SHAPE='32 32',
                POSE_BATCH='2', TRAIN_ITERS='2', DTYPES='fp32',
