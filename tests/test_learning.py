@@ -115,15 +115,16 @@ def test_quantized_classification_learns_and_deploys(tmp_path, capsys,
     checkpoint = str(tmp_path / 'work' / 'iter_300.pth')
     capsys.readouterr()
     # 150 val images: one image is 0.67 points; the graph's folded
-    # BatchNorm may round one prediction differently.
+    # BatchNorm may turn a near-tie prediction, and the default tolerance
+    # allows three images (2 points); the broken graph below lost 40.
     assert tool.main([osp.join(ROOT, 'configs', config), checkpoint,
-                      '--onnx', '--tolerance', '1.0']) == 0
+                      '--onnx']) == 0
     printed = capsys.readouterr().out
     values = dict(re.findall(r'^  (Runner test_step|PyTorch fake-quant '
                              r'outputs|onnxruntime outputs).*?([\d.]+)$',
                              printed, re.M))
     assert float(values['Runner test_step']) == pytest.approx(top1, abs=0.01)
-    assert abs(float(values['onnxruntime outputs']) - top1) <= 1.0, printed
+    assert abs(float(values['onnxruntime outputs']) - top1) <= 2.0, printed
     graph = onnx.load(checkpoint[:-4] + '_qdq.onnx').graph
     dtypes = {i.name: i.data_type for i in graph.initializer}
     weights = [n.input[0] for n in graph.node

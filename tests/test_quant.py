@@ -312,6 +312,18 @@ class _AtFirstIter(Hook):
                           for k, v in runner.model.state_dict().items()}
 
 
+def test_export_check_default_tolerance():
+    """0.5 points, except for class scores on few images: there a net gap
+    of three images is allowed (a near-tie image may turn either way); a
+    wrong graph moves far more (tests/test_learning.py)."""
+    from arsam_mm.quant.deploy_check import default_tolerance
+    assert default_tolerance(dict(images=4, differ=None))[0] == 0.5  # mIoU
+    assert default_tolerance(dict(images=10000, differ=9))[0] == 0.5
+    assert default_tolerance(dict(images=600, differ=0))[0] == 0.5
+    value, why = default_tolerance(dict(images=150, differ=2))
+    assert value == 2.0 and why == '2.00: three of 150 images'
+
+
 def test_quantized_run_loads_a_float_checkpoint(tmp_path, shapes_root):
     """load_from a full-precision checkpoint: its weights arrive in the
     quantized layers, the step sizes (new keys) start from the first batch."""

@@ -14,13 +14,14 @@ mmpretrain classifiers, mmseg encoder-decoders (``mode='whole'``), mmpose
 top-down estimators (without flip test: the graph is one pass).
 """
 import copy
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ['predictions', 'check_export', 'PREFERRED_METRICS']
+__all__ = ['predictions', 'check_export', 'default_tolerance',
+           'PREFERRED_METRICS']
 
 PREFERRED_METRICS = ('accuracy/top1', 'mIoU', 'coco/AP')
 
@@ -55,7 +56,8 @@ def _metric(values: Dict[str, float]) -> str:
 def check_export(model, cfg, onnx_path: str, loader, contract,
                  max_images: Optional[int] = None) -> Dict:
     """Run the three paths over ``loader`` (the config's test loader) and
-    return their metrics and the largest output difference."""
+    return their metrics, the largest output difference and, for class
+    scores, how many images' top class differs between the two."""
     import onnxruntime
     from mmengine.evaluator import Evaluator
     session = onnxruntime.InferenceSession(
@@ -64,7 +66,7 @@ def check_export(model, cfg, onnx_path: str, loader, contract,
                   for name in ('runner', 'pytorch', 'onnxruntime')}
     for evaluator in evaluators.values():
         evaluator.dataset_meta = loader.dataset.metainfo
-    decodable, seen = True, 0
+    decodable, seen, differ = True, 0, 0
     diff = scale = 0.0
     model.eval()
     with torch.no_grad():
@@ -84,6 +86,8 @@ def check_export(model, cfg, onnx_path: str, loader, contract,
                 'pixels': pixels.numpy()})[0])
             diff = max(diff, float((got - want).abs().max()))
             scale = max(scale, float(want.abs().max()))
+            if want.dim() == 2:  # class scores: count the argmax changes
+                differ += int((want.argmax(1) != got.argmax(1)).sum())
             for name, outputs in (('pytorch', want), ('onnxruntime', got)):
                 samples = predictions(model, outputs,
                                       copy.deepcopy(batch['data_samples']))
@@ -101,4 +105,22 @@ def check_export(model, cfg, onnx_path: str, loader, contract,
             key = _metric(values)
             metrics[name] = (key, float(np.asarray(values[key])))
     return dict(images=seen, metrics=metrics, max_diff=diff,
-                output_scale=scale)
+                output_scale=scale,
+                differ=differ if want.dim() == 2 else None)
+
+
+def default_tolerance(result: Dict) -> Tuple[float, str]:
+    """The metric gap (points) that the check passes by default, and why.
+
+    0.5 points; for class scores never finer than three images (300/N
+    points on N images). The folded graph rounds a value on a quantizer's
+    boundary one step apart, which turns the top class of a near-tie image
+    either way: on the 150 images of ``--embedded-data`` one image is 0.67
+    points, and an undertrained W4A4 LeNet turned 2 of them (1 in 75) with
+    a correct graph, while a graph fed unnormalised pixels turned 86 and
+    lost 40 net. A mean, IoU or AP over pixels or keypoints keeps 0.5."""
+    differ, images = result.get('differ'), result['images']
+    if differ is None or not images or 300.0 / images <= 0.5:
+        return 0.5, '0.5'
+    tolerance = 300.0 / images
+    return tolerance, f'{tolerance:.2f}: three of {images} images'
