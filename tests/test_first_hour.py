@@ -23,7 +23,7 @@ NOISE = re.compile(r'Warning|deprecat|FileClient|HardDiskBackend', re.I)
 def test_the_demo_shows_progress_and_no_third_party_noise(tmp_path):
     out = subprocess.run(
         ['bash', osp.join(ROOT, 'tools', 'run_demo.sh'), '--iters', '8',
-         '--progress-every', '0.5', '--out', str(tmp_path / 'demo'),
+         '--progress-every', '0.2', '--out', str(tmp_path / 'demo'),
          '--cfg-options', 'val_dataloader.dataset.indices=4'],
         capture_output=True, text=True, env=dict(os.environ))
     console = out.stdout + out.stderr
@@ -41,6 +41,25 @@ def test_the_demo_shows_progress_and_no_third_party_noise(tmp_path):
     assert re.search(r'^method .* val mIoU', console, re.M)
     assert 'Plots: work_dirs/demo/metric_and_cost.png' in console
     assert re.search(r'\[demo\] done in \d+ s', console)
+
+
+def test_the_progress_file_appears_after_the_first_iteration(tmp_path,
+                                                             shapes_root):
+    """SAMTraceHook writes the run's progress right after iteration 1, not
+    only once ``progress_every`` seconds have passed: a short run on a
+    fast machine otherwise showed no iteration line before it ended."""
+    import json
+
+    from conftest import make_runner, tiny_segmentor_cfg
+    runner = make_runner(
+        tmp_path, tiny_segmentor_cfg(), shapes_root,
+        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01)), 2,
+        custom_hooks=[dict(type='SAMTraceHook', progress_file='p.json',
+                           progress_every=1e9)])
+    runner.train()
+    with open(tmp_path / 'p.json') as f:
+        progress = json.load(f)
+    assert (progress['iter'], progress['max_iters']) == (1, 2)
 
 
 def _error_of(argv, capsys):

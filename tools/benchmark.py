@@ -560,7 +560,7 @@ def _wait_below(running, limit, progress):
             progress.finish(label_of(method), seed)
         if len(running) >= limit:
             progress.poll()
-            time.sleep(0.5)
+            time.sleep(min(0.5, progress.every))
 
 
 def main():

@@ -11,7 +11,8 @@ time, into ``<work_dir>/sam_trace.json`` at the end of the run.
 
 With ``progress_file`` it also keeps ``<work_dir>/<progress_file>`` up to
 date (the iteration, the run's length, the seconds so far and the last
-validation metrics, rewritten at most every ``progress_every`` seconds):
+validation metrics, written after the first iteration and then at most
+every ``progress_every`` seconds):
 ``tools/benchmark.py`` shows each run's progress from it.
 """
 import json
@@ -82,7 +83,9 @@ class SAMTraceHook(Hook):
             if buffer is not None:
                 record[key] = float(buffer.current())
         self.records.append(record)
-        if record['time'] - self._written >= self.progress_every:
+        if (len(self.records) == 1
+                or record['time'] - self._written >= self.progress_every):
+            # the first iteration at once: a watcher sees the run move
             self._write_progress(runner, record['time'], record['iter'])
 
     def after_val_epoch(self, runner, metrics=None) -> None:
