@@ -66,7 +66,8 @@ def check_export(model, cfg, onnx_path: str, loader, contract,
                   for name in ('runner', 'pytorch', 'onnxruntime')}
     for evaluator in evaluators.values():
         evaluator.dataset_meta = loader.dataset.metainfo
-    decodable, seen, differ = True, 0, 0
+    decodable, seen = True, 0
+    differ = None  # images whose top class differs; class scores only
     diff = scale = 0.0
     model.eval()
     with torch.no_grad():
@@ -87,7 +88,8 @@ def check_export(model, cfg, onnx_path: str, loader, contract,
             diff = max(diff, float((got - want).abs().max()))
             scale = max(scale, float(want.abs().max()))
             if want.dim() == 2:  # class scores: count the argmax changes
-                differ += int((want.argmax(1) != got.argmax(1)).sum())
+                differ = (differ or 0) + int(
+                    (want.argmax(1) != got.argmax(1)).sum())
             for name, outputs in (('pytorch', want), ('onnxruntime', got)):
                 samples = predictions(model, outputs,
                                       copy.deepcopy(batch['data_samples']))
@@ -105,8 +107,7 @@ def check_export(model, cfg, onnx_path: str, loader, contract,
             key = _metric(values)
             metrics[name] = (key, float(np.asarray(values[key])))
     return dict(images=seen, metrics=metrics, max_diff=diff,
-                output_scale=scale,
-                differ=differ if want.dim() == 2 else None)
+                output_scale=scale, differ=differ)
 
 
 def default_tolerance(result: Dict) -> Tuple[float, str]:
