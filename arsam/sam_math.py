@@ -27,10 +27,11 @@ __all__ = [
 TINY = 1e-12
 
 
-def passes_vs_sam(sam_rate: float) -> float:
+def passes_vs_sam(sam_rate: float, second_pass_share: float = 1.0) -> float:
     """Forward/backward passes of a run with ``sam_rate`` two-pass
-    iterations, as a fraction of SAM's (two per iteration)."""
-    return (1 + sam_rate) / 2
+    iterations, as a fraction of SAM's (two per iteration), in examples: a
+    second pass on ``second_pass_share`` of the batch counts that much."""
+    return (1 + sam_rate * second_pass_share) / 2
 
 
 def device_dtype_groups(

@@ -10,8 +10,10 @@ prints the share of SAM's gain kept, ``(acc - acc_SGD) / (acc_SAM -
 acc_SGD)`` per seed (mean +- std, on the split the run reported: test with
 ``--test``), next to its forward/backward passes relative to SAM's, and
 each method's worst setting. ``--line`` joins methods into one curve on
-the plot (e.g. one wrapper at several budgets). Writes one panel per
-setting: gain kept against passes.
+the plot (e.g. one wrapper at several budgets). Writes one column per
+setting: gain kept against passes (examples counted: a second pass on
+half the batch is half a pass) and, below, against training wall time,
+both relative to SAM's.
 """
 import argparse
 import json
@@ -34,10 +36,11 @@ def load(out_dir):
     with open(osp.join(out_dir, 'results.json')) as f:
         results = json.load(f)
     rows = results['summary']
-    sam_passes = rows['sam']['forwards'] + rows['sam']['backwards']
+    def passes(row):  # release 0.4's files have no example-weighted count
+        return row.get('passes', row['forwards'] + row['backwards'])
+
     for row in rows.values():
-        row['passes_vs_sam'] = (row['forwards'] + row['backwards']) / (
-            sam_passes)
+        row['passes_vs_sam'] = passes(row) / passes(rows['sam'])
     return results['split'], results['metric'], rows
 
 
@@ -81,33 +84,38 @@ def plot(settings, curves, png):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(settings), squeeze=False,
-                             figsize=(4.2 * len(settings), 3.8))
-    for ax, (name, (split, _, rows)) in zip(axes[0], settings.items()):
-        joined = set()
-        for label, members in curves.items():
-            pts = sorted((rows[m]['passes_vs_sam'], rows[m]['gain_kept_mean'],
-                          rows[m]['gain_kept_std'])
-                         for m in members
-                         if 'gain_kept_mean' in rows.get(m, {}))
-            if pts:
-                xs, ys, es = zip(*pts)
-                ax.errorbar(xs, ys, yerr=es, marker='o', capsize=3,
-                            label=label)
-                joined.update(members)
-        for method, row in rows.items():
-            if method in joined or 'gain_kept_mean' not in row:
-                continue
-            ax.errorbar(row['passes_vs_sam'], row['gain_kept_mean'],
-                        yerr=row['gain_kept_std'], fmt='s', capsize=3,
-                        label=method)
-        ax.axhline(0.9, color='grey', ls=':', lw=1)
-        ax.set_title(f'{name} ({split})')
-        ax.set_xlabel("passes / SAM's")
-        ax.set_ylabel("share of SAM's gain kept")
-        ax.legend(fontsize=7)
+    fig, axes = plt.subplots(2, len(settings), squeeze=False,
+                             figsize=(4.2 * len(settings), 7.6))
+    for column, (name, (split, _, rows)) in enumerate(settings.items()):
+        for ax, x, xlabel in ((axes[0][column], 'passes_vs_sam',
+                               "passes / SAM's"),
+                              (axes[1][column], 'time_vs_sam',
+                               "wall time / SAM's")):
+            _panel(ax, rows, curves, x)
+            ax.set_title(f'{name} ({split})')
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("share of SAM's gain kept")
     fig.tight_layout()
     fig.savefig(png, dpi=100)
+
+
+def _panel(ax, rows, curves, x):
+    joined = set()
+    for label, members in curves.items():
+        pts = sorted((rows[m][x], rows[m]['gain_kept_mean'],
+                      rows[m]['gain_kept_std'])
+                     for m in members if 'gain_kept_mean' in rows.get(m, {}))
+        if pts:
+            xs, ys, es = zip(*pts)
+            ax.errorbar(xs, ys, yerr=es, marker='o', capsize=3, label=label)
+            joined.update(members)
+    for method, row in rows.items():
+        if method in joined or 'gain_kept_mean' not in row:
+            continue
+        ax.errorbar(row[x], row['gain_kept_mean'], yerr=row['gain_kept_std'],
+                    fmt='s', capsize=3, label=method)
+    ax.axhline(0.9, color='grey', ls=':', lw=1)
+    ax.legend(fontsize=7)
 
 
 def main():

@@ -40,7 +40,8 @@ def run_summary(runner) -> dict:
         rate = wrapper.sam_iters / wrapper.total_iters
         summary.update(sam_rate=rate, sam_iters=wrapper.sam_iters,
                        iters=wrapper.total_iters,
-                       passes_vs_sam=passes_vs_sam(rate))
+                       passes_vs_sam=passes_vs_sam(
+                           rate, getattr(wrapper, 'second_pass_share', 1.0)))
     return summary
 
 

@@ -2,6 +2,9 @@
 
 Counts forward and backward passes by instrumentation (a forward pre-hook
 on the model and a gradient hook on one parameter, in training mode only),
+and ``passes``: forward plus backward passes weighted by the examples they
+ran on (a second pass on half the batch, ``second_pass_share=0.5``, counts
+one half each way; the iteration's first forward is the whole batch),
 and records the scalars the wrappers log (``train/sam_rate``,
 ``train/psf_norm``, ``train/psf_ratio``, ...) with the loss and the wall
 time, into ``<work_dir>/sam_trace.json`` at the end of the run.
@@ -22,6 +25,7 @@ import time
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from torch import Tensor
 
 from ..optim.engine_glue import unwrap
 
@@ -29,6 +33,16 @@ __all__ = ['SAMTraceHook']
 
 _KEYS = ('loss', 'sam_rate', 'psf_norm', 'psf_ratio', 'sharpness',
          'arsam_rate', 'psf_coef', 'arsam_dr', 'arsam_dv')
+
+
+def _batch_size(inputs):
+    """Examples in a model's ``inputs`` (a batched tensor or a list of
+    them), None when it cannot tell."""
+    if isinstance(inputs, Tensor) and inputs.dim():
+        return inputs.shape[0]
+    if isinstance(inputs, (list, tuple)):
+        return len(inputs)
+    return None
 
 
 @HOOKS.register_module()
@@ -52,22 +66,33 @@ class SAMTraceHook(Hook):
         self._metrics = {}
         self.forwards = 0
         self.backwards = 0
+        self.passes = 0.0
+        self._batch = None  # the iteration's first forward's batch size
+        self._weight = 1.0  # the last forward's examples / that size
         self.records = []
         self._handles = []
 
     def before_train(self, runner) -> None:
         inner = unwrap(runner.model)
 
-        def count_forward(module, args):
+        def count_forward(module, args, kwargs):
             if module.training:
                 self.forwards += 1
+                size = _batch_size(kwargs.get('inputs',
+                                              args[0] if args else None))
+                if self._batch is None:
+                    self._batch = size
+                self._weight = (size / self._batch if size and self._batch
+                                else 1.0)
+                self.passes += self._weight
 
         def count_backward(grad):
             self.backwards += 1
+            self.passes += self._weight
 
         param = next(p for p in inner.parameters() if p.requires_grad)
         self._handles = [
-            inner.register_forward_pre_hook(count_forward),
+            inner.register_forward_pre_hook(count_forward, with_kwargs=True),
             param.register_hook(count_backward),
         ]
         self._start = time.perf_counter()
@@ -75,9 +100,11 @@ class SAMTraceHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
         hub = runner.message_hub
+        self._batch = None
         record = dict(iter=runner.iter + 1,
                       time=time.perf_counter() - self._start,
-                      forwards=self.forwards, backwards=self.backwards)
+                      forwards=self.forwards, backwards=self.backwards,
+                      passes=self.passes)
         for key in _KEYS:
             buffer = hub.log_scalars.get(f'train/{key}')
             if buffer is not None:
@@ -115,4 +142,4 @@ class SAMTraceHook(Hook):
         with open(osp.join(runner.work_dir, self.out_file), 'w') as f:
             json.dump(dict(train_time=time.perf_counter() - self._start,
                            forwards=self.forwards, backwards=self.backwards,
-                           records=self.records), f)
+                           passes=self.passes, records=self.records), f)

@@ -75,6 +75,9 @@ def check_wrapper_arguments(cls, wrapper_cfg: dict) -> None:
     refuse_amp_arguments(cls, args)
     check_unknown_arguments(cls, args)
     check_perturbation_arguments(args)
+    if 'second_pass_share' in args:
+        from .batch_share import check_share
+        check_share(args['second_pass_share'])
     policy_cls = getattr(cls, 'policy_cls', None)
     if policy_cls is not None:
         build_policy(policy_cls, dict(args))

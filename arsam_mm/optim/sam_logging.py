@@ -96,8 +96,12 @@ class SAMScalars:
         return f'{self.name} logs train/* scalars; ' + '; '.join(
             meanings) + '.'
 
-    def run_end_line(self, sam_iters: int, total_iters: int) -> str:
+    def run_end_line(self, sam_iters: int, total_iters: int,
+                     second_pass_share: float = 1.0) -> str:
         rate = sam_iters / total_iters
+        on = ('' if second_pass_share >= 1 else
+              f', the second on {second_pass_share:g} of the batch')
         return (f'{self.name}: {sam_iters} of {total_iters} training '
-                f'iterations took two passes (sam_rate={rate:.3f}, '
-                f"{passes_vs_sam(rate):.2f}x SAM's forward/backward passes).")
+                f'iterations took two passes{on} (sam_rate={rate:.3f}, '
+                f'{passes_vs_sam(rate, second_pass_share):.2f}x SAM\'s '
+                'forward/backward passes).')

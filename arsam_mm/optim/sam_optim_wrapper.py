@@ -33,6 +33,7 @@ from arsam.policies import TwoPassPolicy, build_policy
 
 from ._checks import refuse_update_without_context
 from .accumulation import AccumulationCycle
+from .batch_share import check_share, take_share
 from .engine_glue import EngineGlue, unwrap
 from .run_info import training_run_length
 from .sam_logging import SAMScalars
@@ -54,6 +55,10 @@ class SharpnessAwareMixin(EngineGlue):
             (as in ``model.named_parameters()``) never perturbed.
         sync_first_pass (bool): under DDP, all-reduce the first-pass
             gradient too (global instead of local SAM). Defaults to False.
+        second_pass_share (float): the share of each batch, drawn at
+            random, that the second pass at ``w + e`` runs on (ESAM/AUSAM's
+            lever, ``batch_share.py``); the perturbation still comes from
+            the whole batch. Defaults to 1.0 (the whole batch).
         policy (TwoPassPolicy, optional): the schedule; by default the
             class's ``policy_cls`` built from its arguments in ``kwargs``
             (SAM every iteration when there is none).
@@ -72,8 +77,10 @@ class SharpnessAwareMixin(EngineGlue):
                  eps: float = 1e-12,
                  exclude: Optional[Union[str, Sequence[str]]] = None,
                  sync_first_pass: bool = False,
+                 second_pass_share: float = 1.0,
                  policy: Optional[TwoPassPolicy] = None,
                  **kwargs):
+        check_share(second_pass_share)
         if policy is None and self.policy_cls is not None:
             policy = build_policy(self.policy_cls, kwargs)
         self._init_engine(
@@ -83,6 +90,7 @@ class SharpnessAwareMixin(EngineGlue):
         super().__init__(optimizer=optimizer, **kwargs)
         self.adaptive = adaptive
         self.sync_first_pass = sync_first_pass
+        self.second_pass_share = second_pass_share
         self.cycle = AccumulationCycle()
         self._in_step = False  # optim_context ran, update_params to come
         self._max_iters_given: Optional[int] = None
@@ -172,9 +180,9 @@ class SharpnessAwareMixin(EngineGlue):
             self.engine.count_iteration()
             self._log(False, None)
         if self._inner_count == self._run_max_iters:
-            print_log(self.scalars.run_end_line(self.sam_iters,
-                                                self.total_iters),
-                      logger='current')
+            print_log(self.scalars.run_end_line(
+                self.sam_iters, self.total_iters, self.second_pass_share),
+                logger='current')
 
     def scale_loss(self, loss: Tensor) -> Tensor:
         loss = super().scale_loss(loss)
@@ -198,6 +206,8 @@ class SharpnessAwareMixin(EngineGlue):
         no_sync = hasattr(self._model, 'no_sync') and _dist.world_size() > 1
         total = None
         for k, batch in enumerate(batches):
+            batch = take_share(batch, self.second_pass_share,
+                               type(self).__name__)
             last = k == len(batches) - 1
             with (nullcontext() if last or not no_sync else
                   self._model.no_sync()):
@@ -239,4 +249,5 @@ class SharpnessAwareMixin(EngineGlue):
 
     def __repr__(self) -> str:
         return (f'{super().__repr__()}\nrho (default): {self.rho}, adaptive: '
-                f'{self.adaptive}, policy: {type(self.policy).__name__}')
+                f'{self.adaptive}, policy: {type(self.policy).__name__}, '
+                f'second_pass_share: {self.second_pass_share}')
