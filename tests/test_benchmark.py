@@ -20,7 +20,8 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
         sys.executable, osp.join(ROOT, 'tools', 'benchmark.py'),
         osp.join(ROOT, 'configs', 'demo', 'fcn_r18_shapes_arsam.py'),
         '--iters', '6', '--seeds', '0', '--methods', 'sgd', 'sam', 'arsam',
-        'a2=arsam', 'looksam', 'msam', 'periodic_eq', '--embedded-data',
+        'a2=arsam', 'looksam', 'msam', 'periodic_eq', 'half=sam',
+        '--embedded-data',
         '--test', '--out', str(out), '--jobs', '2', '--cfg-options',
         # Validate and test on 4 images: the split's metric is all that is
         # checked here.
@@ -28,7 +29,7 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
         'test_dataloader.dataset.indices=4', 'arsam:optim_wrapper.window=2',
         'arsam:optim_wrapper.warmup_iters=2', 'arsam:optim_wrapper.budget=0.5',
         'a2:optim_wrapper.budget=0.34', 'looksam:optim_wrapper.k=3',
-        'msam:optim_wrapper.rho=0.3'
+        'msam:optim_wrapper.rho=0.3', 'half:optim_wrapper.second_pass_share=0.5'
     ]
     subprocess.run(cmd, check=True, cwd=str(tmp_path))
     results = json.loads((out / 'results.json').read_text())
@@ -43,6 +44,9 @@ def test_benchmark_counts_passes_and_writes_plots(tmp_path):
     assert rows['a2']['forwards'] == 8  # floor(0.34 * 6) = 2 SAM iterations
     assert (out / 'a2_seed0.json').exists()
     assert rows['msam']['forwards'] == 6  # SGD's cost
+    # Passes count examples: SAM's second pass on 1 of the 2 images.
+    assert rows['sam']['passes'] == 24
+    assert rows['half']['forwards'] == 12 and rows['half']['passes'] == 18
     # Equal budget: periodic SAM at ARSAM's rate, a fractional period, so
     # exactly as many SAM iterations as ARSAM took (with --jobs 2 it waits
     # for ARSAM's run).
