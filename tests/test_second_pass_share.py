@@ -113,6 +113,32 @@ def test_a_bad_share_names_the_key(share):
             type='MSAMOptimWrapper', second_pass_share=0.5))))
 
 
+def test_a_share_with_a_reused_term_is_warned_about():
+    """ARSAM and LookSAM reuse what a SAM step measured, and so its
+    share's sampling noise: the user is told at build; SAM is not."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_instance('share_warning', log_level='INFO')
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        for type_name in ('ARSAMOptimWrapper', 'LookSAMOptimWrapper',
+                          'SAMOptimWrapper'):
+            _wrapper(build_segmentor(), 0.5, type_name)
+            _wrapper(build_segmentor(), 1.0, type_name)
+    finally:
+        logger.removeHandler(handler)
+    warned = [r.getMessage() for r in records
+              if 'second_pass_share=0.5' in r.getMessage()]
+    assert [w.split(':')[0] for w in warned] == [
+        'ARSAMOptimWrapper', 'LookSAMOptimWrapper']
+    assert all(r.levelno == logging.WARNING for r in records
+               if 'second_pass_share' in r.getMessage())
+
+
 def test_a_batch_it_cannot_cut_is_refused_by_name(seg_batches):
     from arsam_mm.optim.batch_share import take_share
     with pytest.raises(ConfigError, match=r'second_pass_share.*Remove'):

@@ -13,12 +13,15 @@ The mean loss over the share estimates the mean loss over the batch, so
 the gradient keeps its scale. The draw uses torch's global generator: a
 seeded run draws the same shares again.
 """
+import logging
+
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
 from ._checks import ConfigError, check_number
 
-__all__ = ['check_share', 'take_share']
+__all__ = ['check_share', 'take_share', 'warn_if_reused']
 
 KEY = 'second_pass_share'
 
@@ -26,6 +29,28 @@ KEY = 'second_pass_share'
 def check_share(share) -> None:
     """``second_pass_share`` is in (0, 1]."""
     check_number(KEY, share, low=0, open_low=True, high=1)
+
+
+def warn_if_reused(policy, share: float, owner: str) -> None:
+    """A policy that reuses what its SAM steps measure (ARSAM's PSF,
+    LookSAM's direction) reuses a share's sampling noise with it: the PSF
+    of a half-batch second pass, ``g_share(w + e) - g_batch(w)``, also
+    holds ``g_share(w) - g_batch(w)``, as large as a batch's own gradient
+    noise. Measured in docs/benchmarks.md; the user is told once, at
+    build."""
+    from arsam.policies import TwoPassPolicy
+    reuses = (type(policy).on_one_pass_step
+              is not TwoPassPolicy.on_one_pass_step)
+    if share < 1 and reuses:
+        print_log(
+            f'{owner}: {KEY}={share:g} with {type(policy).__name__}, which '
+            'reuses what its SAM steps measure on its one-pass steps: the '
+            "share's sampling noise is reused with it (ARSAM at 0.5, 0.55x "
+            "SAM's passes: ||PSF||/||g|| 0.91 instead of 0.16 and -0.17 of "
+            "SAM's gain in the 480-iteration Fashion-MNIST run, 0.85 in "
+            'noisy40; docs/benchmarks.md "Issue 39: the frontier"). It '
+            'suits SAMOptimWrapper (ESAM-style).', logger='current',
+            level=logging.WARNING)
 
 
 def _size(inputs) -> int:

@@ -33,7 +33,7 @@ from arsam.policies import TwoPassPolicy, build_policy
 
 from ._checks import refuse_update_without_context
 from .accumulation import AccumulationCycle
-from .batch_share import check_share, take_share
+from .batch_share import check_share, take_share, warn_if_reused
 from .engine_glue import EngineGlue, unwrap
 from .run_info import training_run_length
 from .sam_logging import SAMScalars
@@ -91,6 +91,7 @@ class SharpnessAwareMixin(EngineGlue):
         self.adaptive = adaptive
         self.sync_first_pass = sync_first_pass
         self.second_pass_share = second_pass_share
+        warn_if_reused(self.policy, second_pass_share, type(self).__name__)
         self.cycle = AccumulationCycle()
         self._in_step = False  # optim_context ran, update_params to come
         self._max_iters_given: Optional[int] = None
