@@ -47,9 +47,10 @@ def warn_if_reused(policy, share: float, owner: str) -> None:
             'reuses what its SAM steps measure on its one-pass steps: the '
             "share's sampling noise is reused with it (ARSAM at 0.5, 0.55x "
             "SAM's passes: ||PSF||/||g|| 0.91 instead of 0.16 and -0.17 of "
-            "SAM's gain in the 480-iteration Fashion-MNIST run, 0.85 in "
-            'noisy40; docs/benchmarks.md "Issue 39: the frontier"). It '
-            'suits SAMOptimWrapper (ESAM-style).', logger='current',
+            "SAM's gain kept in the 480-iteration Fashion-MNIST run, 0.81 "
+            'in noisy40, against 1.08 and 0.99 on whole batches; '
+            'docs/benchmarks.md "Issue 39: the frontier"). It suits '
+            'SAMOptimWrapper (ESAM-style).', logger='current',
             level=logging.WARNING)
 
 
