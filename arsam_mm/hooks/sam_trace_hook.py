@@ -25,24 +25,14 @@ import time
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-from torch import Tensor
 
+from ..optim.batch_share import batch_size
 from ..optim.engine_glue import unwrap
 
 __all__ = ['SAMTraceHook']
 
 _KEYS = ('loss', 'sam_rate', 'psf_norm', 'psf_ratio', 'sharpness',
          'arsam_rate', 'psf_coef', 'arsam_dr', 'arsam_dv')
-
-
-def _batch_size(inputs):
-    """Examples in a model's ``inputs`` (a batched tensor or a list of
-    them), None when it cannot tell."""
-    if isinstance(inputs, Tensor) and inputs.dim():
-        return inputs.shape[0]
-    if isinstance(inputs, (list, tuple)):
-        return len(inputs)
-    return None
 
 
 @HOOKS.register_module()
@@ -78,8 +68,8 @@ class SAMTraceHook(Hook):
         def count_forward(module, args, kwargs):
             if module.training:
                 self.forwards += 1
-                size = _batch_size(kwargs.get('inputs',
-                                              args[0] if args else None))
+                size = batch_size(kwargs.get('inputs',
+                                             args[0] if args else None))
                 if self._batch is None:
                     self._batch = size
                 self._weight = (size / self._batch if size and self._batch

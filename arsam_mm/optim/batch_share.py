@@ -14,6 +14,7 @@ the gradient keeps its scale. The draw uses torch's global generator: a
 seeded run draws the same shares again.
 """
 import logging
+from typing import Optional
 
 import torch
 from mmengine.logging import print_log
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from ._checks import ConfigError, check_number
 
-__all__ = ['check_share', 'take_share', 'warn_if_reused']
+__all__ = ['batch_size', 'check_share', 'take_share', 'warn_if_reused']
 
 KEY = 'second_pass_share'
 
@@ -54,8 +55,14 @@ def warn_if_reused(policy, share: float, owner: str) -> None:
             level=logging.WARNING)
 
 
-def _size(inputs) -> int:
-    return inputs.shape[0] if isinstance(inputs, Tensor) else len(inputs)
+def batch_size(inputs) -> Optional[int]:
+    """Examples in a model's ``inputs`` (a batched tensor or a list of
+    them), None when it cannot tell."""
+    if isinstance(inputs, Tensor) and inputs.dim():
+        return inputs.shape[0]
+    if isinstance(inputs, (list, tuple)):
+        return len(inputs)
+    return None
 
 
 def take_share(batch, share: float, owner: str):
@@ -66,7 +73,8 @@ def take_share(batch, share: float, owner: str):
     if share >= 1:
         return batch
     inputs = batch.get('inputs') if isinstance(batch, dict) else None
-    if inputs is None or not isinstance(inputs, (Tensor, list, tuple)):
+    size = batch_size(inputs)
+    if size is None:
         raise ConfigError(
             KEY, f"{owner} can only cut a batch whose data preprocessor "
             "returns dict(inputs=<tensor or list>, data_samples=...), as "
@@ -75,7 +83,6 @@ def take_share(batch, share: float, owner: str):
                 f' with keys {sorted(batch)}' if isinstance(batch, dict)
                 else ''), f'Remove optim_wrapper.{KEY} (1.0: the whole '
             'batch).')
-    size = _size(inputs)
     keep = min(size, max(1, round(share * size)))
     if keep == size:
         return batch
