@@ -218,3 +218,19 @@ def test_train_py_checks_accept_every_shipped_config():
         if 'SAM' in str(cfg.optim_wrapper.get('type')):
             switch_to_amp(cfg)
             check_config(cfg)
+
+
+def test_embedded_data_leaves_a_chosen_lr_alone(tmp_path):
+    """The smoke run scales an SGD recipe's lr to its 4-image batches,
+    unless ``--cfg-options optim_wrapper.optimizer.lr=...`` chose one:
+    then nothing is rescaled (nor logged as rescaled) under it."""
+    path = osp.join(ROOT, 'configs', 'classification',
+                    'resnet18_cifar10_arsam.py')
+    cfg = Config.fromfile(path)
+    recipe_lr = cfg.optim_wrapper.optimizer.lr
+    use_embedded_data(cfg, root=str(tmp_path), batch_size=4)
+    assert cfg.optim_wrapper.optimizer.lr < recipe_lr
+    cfg = Config.fromfile(path)
+    use_embedded_data(cfg, root=str(tmp_path), batch_size=4,
+                      options={'optim_wrapper.optimizer.lr': 0.01})
+    assert cfg.optim_wrapper.optimizer.lr == recipe_lr

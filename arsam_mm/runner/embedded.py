@@ -130,13 +130,17 @@ def _pose(cfg, root, batch_size):
             walk_dicts(cfg[key], halve_sizes)
 
 
-def _scale_sgd_lr(cfg, batch_size):
+LR_OPTION = 'optim_wrapper.optimizer.lr'
+
+
+def _scale_sgd_lr(cfg, batch_size, options):
     """The linear rule for an SGD recipe trained here at ``batch_size``:
     ``lr * batch_size / base`` (base: the recipe's ``auto_scale_lr``
-    batch, else its train batch). Options given after it (``--cfg-options
-    optim_wrapper.optimizer.lr=...``) still win."""
+    batch, else its train batch). Not applied (and not logged) when the
+    user's ``options`` set the learning rate themselves."""
     optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
-    if optimizer.get('type') != 'SGD' or 'lr' not in optimizer:
+    if (optimizer.get('type') != 'SGD' or 'lr' not in optimizer
+            or LR_OPTION in options):
         return
     base = (cfg.get('auto_scale_lr') or {}).get(
         'base_batch_size', cfg.train_dataloader.get('batch_size'))
@@ -150,7 +154,6 @@ def _scale_sgd_lr(cfg, batch_size):
 
 def _classification(cfg, root, batch_size):
     from arsam_mm.datasets import SHAPE_CLS_CLASSES
-    _scale_sgd_lr(cfg, batch_size)
     mean = cfg.model.get('data_preprocessor', None) or cfg.get(
         'data_preprocessor', {})
     grayscale = len(mean.get('mean', [0, 0, 0])) == 1
@@ -185,8 +188,12 @@ def _classification(cfg, root, batch_size):
 
 
 def use_embedded_data(cfg: Config, root: str = EMBEDDED_ROOT,
-                      batch_size: int = 4) -> Config:
-    """Rewrite ``cfg`` in place for a smoke run on generated data."""
+                      batch_size: int = 4, options=()) -> Config:
+    """Rewrite ``cfg`` in place for a smoke run on generated data.
+
+    ``options``: the keys the user sets with ``--cfg-options`` (merged
+    after this): what they set is not rewritten here (the learning rate's
+    linear rule)."""
     scope = cfg.get('default_scope', None)
     handlers = dict(mmseg=_segmentation, mmpose=_pose,
                     mmpretrain=_classification)
@@ -194,6 +201,8 @@ def use_embedded_data(cfg: Config, root: str = EMBEDDED_ROOT,
         raise ValueError(
             f'--embedded-data: default_scope={scope!r} is not one of '
             f'{sorted(handlers)}; point the config at data yourself.')
+    if scope == 'mmpretrain':
+        _scale_sgd_lr(cfg, batch_size, options)
     handlers[scope](cfg, root, batch_size)
     walk_dicts(cfg.model, _drop_pretrained)
     cfg.load_from = None

@@ -251,7 +251,7 @@ def main(argv=None, quiet_console: Optional[Callable] = None):
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.embedded_data:
-        use_embedded_data(cfg)
+        use_embedded_data(cfg, options=args.cfg_options or {})
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
