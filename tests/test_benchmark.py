@@ -233,3 +233,29 @@ def test_a_shared_wrapper_option_the_switch_would_drop_is_refused(
     assert (f'--cfg-options {option}: each method replaces the config\'s '
             'optim_wrapper') in done.stderr
     assert f'arsam:{option}' in done.stderr
+
+
+def test_plain_progress_says_evaluating_once(tmp_path):
+    """In a log (no terminal) a run that has finished training says it is
+    evaluating, once: the last iteration's line used to repeat, ETA 0:00,
+    all through the final val/test."""
+    import importlib.util
+    import io
+    spec = importlib.util.spec_from_file_location(
+        'benchmark', osp.join(ROOT, 'tools', 'benchmark.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    stream = io.StringIO()
+    progress = bench.RunsProgress(str(tmp_path), every=0, stream=stream)
+    progress.start('sam', 0)
+    run_dir = tmp_path / 'sam_seed0'
+    run_dir.mkdir()
+    for done in (5, 10, 10, 10):
+        (run_dir / bench.PROGRESS_FILE).write_text(json.dumps(
+            dict(iter=done, max_iters=10, time=2.0 * done, metrics={})))
+        progress.poll()
+    lines = stream.getvalue().splitlines()[1:]  # after "started"
+    assert lines == ['[benchmark] sam seed 0: 5/10 iterations, 0:10 '
+                     'elapsed, ETA 0:10',
+                     '[benchmark] sam seed 0: 10 iterations in 0:20, '
+                     'evaluating']

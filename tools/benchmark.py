@@ -456,6 +456,7 @@ class RunsProgress:
         self.out, self.every, self.stream = out, every, stream
         self.live = None
         self.tasks = {}
+        self.evaluating = set()
         self._printed = time.monotonic()
         if stream.isatty():
             from rich.progress import (
@@ -521,6 +522,13 @@ class RunsProgress:
                 self.say(f'[benchmark] {label} seed {seed}: setting up')
                 continue
             done, total = progress['iter'], progress['max_iters']
+            if done >= total:  # the final val/test: said once, not repeated
+                if (label, seed) not in self.evaluating:
+                    self.evaluating.add((label, seed))
+                    self.say(f'[benchmark] {label} seed {seed}: {total} '
+                             f'iterations in {_clock(progress["time"])}, '
+                             'evaluating')
+                continue
             eta = progress['time'] / max(done, 1) * (total - done)
             self.say(f'[benchmark] {label} seed {seed}: {done}/{total} '
                      f'iterations, {_clock(progress["time"])} elapsed, ETA '
