@@ -36,4 +36,4 @@ __all__ = [
     'RunLengthUnknownError'
 ]
 
-__version__ = '0.5.0'
+__version__ = '0.5.1'
