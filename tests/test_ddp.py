@@ -108,6 +108,21 @@ def test_peer_ranks_stay_identical(tmp_path, shapes_root):
     _each_keeps_ranks_identical(tmp_path, shapes_root, _PEERS, 7, 1)
 
 
+def test_second_pass_share_keeps_ranks_identical(tmp_path, shapes_root):
+    # Each rank cuts its own batch (4 images) to 2 for the second pass, by
+    # its own draw; the cut passes all-reduce like whole ones and the ranks
+    # stay identical, for SAM and for ARSAM's SAM steps.
+    base = dict(rho=0.05, second_pass_share=0.5,
+                optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
+    runs = [(dict(base, type='SAMOptimWrapper'), 6, ()),
+            (dict(base, type='ARSAMOptimWrapper', window=2, warmup_iters=1,
+                  budget=0.5), 6, ())]
+    (sam0, sam1), (arsam0, arsam1) = _run_all(tmp_path, shapes_root, runs)
+    assert sam0['sam_iters'] == 6 and 2 <= arsam0['sam_iters'] < 6
+    _assert_identical(sam0, sam1)
+    _assert_identical(arsam0, arsam1)
+
+
 def test_accumulation_keeps_ranks_identical(tmp_path, shapes_root):
     # Two micro-batches per step: the first runs without all-reduce, the
     # second pass's micro-batches likewise but the last. ARSAM, and AE-SAM
