@@ -86,12 +86,18 @@ def plot(settings, curves, png):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, len(settings), squeeze=False,
                              figsize=(4.2 * len(settings), 7.6))
+    # One colour per curve or method in every panel (sgd is not orange in
+    # one column and green in the next).
+    labels = list(curves) + list(dict.fromkeys(
+        m for _, _, rows in settings.values() for m in rows
+        if not any(m in members for members in curves.values())))
+    colours = {label: f'C{i % 10}' for i, label in enumerate(labels)}
     for column, (name, (split, _, rows)) in enumerate(settings.items()):
         for ax, x, xlabel in ((axes[0][column], 'passes_vs_sam',
                                "passes / SAM's"),
                               (axes[1][column], 'time_vs_sam',
                                "wall time / SAM's")):
-            _panel(ax, rows, curves, x)
+            _panel(ax, rows, curves, x, colours)
             ax.set_title(f'{name} ({split})')
             ax.set_xlabel(xlabel)
             ax.set_ylabel("share of SAM's gain kept")
@@ -99,7 +105,7 @@ def plot(settings, curves, png):
     fig.savefig(png, dpi=100)
 
 
-def _panel(ax, rows, curves, x):
+def _panel(ax, rows, curves, x, colours):
     joined = set()
     for label, members in curves.items():
         pts = sorted((rows[m][x], rows[m]['gain_kept_mean'],
@@ -107,13 +113,14 @@ def _panel(ax, rows, curves, x):
                      for m in members if 'gain_kept_mean' in rows.get(m, {}))
         if pts:
             xs, ys, es = zip(*pts)
-            ax.errorbar(xs, ys, yerr=es, marker='o', capsize=3, label=label)
+            ax.errorbar(xs, ys, yerr=es, marker='o', capsize=3, label=label,
+                        color=colours[label])
             joined.update(members)
     for method, row in rows.items():
         if method in joined or 'gain_kept_mean' not in row:
             continue
         ax.errorbar(row[x], row['gain_kept_mean'], yerr=row['gain_kept_std'],
-                    fmt='s', capsize=3, label=method)
+                    fmt='s', capsize=3, label=method, color=colours[method])
     ax.axhline(0.9, color='grey', ls=':', lw=1)
     ax.legend(fontsize=7)
 
